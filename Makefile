@@ -1,0 +1,31 @@
+# The two set-up commands of the README: `make demo` (the main job) and `make test` (the suite).
+# Each creates or reuses .venv and installs what it needs with the pinned versions of constraints.txt.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench bench-quick lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[torch,test,plots,bench]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check jaxrnn torchref tests benchmarks
+
+test: lint
+	$(PY) -m pytest -q --doctest-modules jaxrnn tests
+
+demo: $(STAMP)
+	$(PY) -m jaxrnn all --framework both --out runs/latest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks --quick
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,1 @@
+"""jaxrnn benchmarks: jit vs eager vs PyTorch (run ``python -m benchmarks``)."""

@@ -1,0 +1,133 @@
+"""The lesson's models in Flax: same names, signatures and parameter names as ``torchref.models``.
+
+All are batch-first, as in the lesson. ``jaxrnn.from_torch(torch_model.state_dict(), model)``
+gives the variables that make each compute what its PyTorch twin computes.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ._linear import Embedding, Linear
+from ._rnn import RNN
+
+Array = jax.Array
+
+__all__ = ["CharRNN", "RNNClassifier", "RNNSeq2Seq", "SinPredictor"]
+
+
+class RNNClassifier(nn.Module):
+    """Sequence classification: ``fc(h_n[-1])``, the last layer's final state.
+
+    x (batch, seq, input_size) -> logits (batch, num_classes).
+
+    >>> import jax
+    >>> model = RNNClassifier(input_size=10, hidden_size=20, num_classes=3, num_layers=2)
+    >>> x = jax.random.normal(jax.random.key(0), (4, 15, 10))
+    >>> model.apply(model.init(jax.random.key(1), x), x).shape
+    (4, 3)
+    """
+
+    input_size: int
+    hidden_size: int
+    num_classes: int
+    num_layers: int = 1
+
+    def setup(self):
+        self.rnn = RNN(self.input_size, self.hidden_size, num_layers=self.num_layers, batch_first=True)
+        self.fc = Linear(self.hidden_size, self.num_classes)
+
+    def _example_input(self) -> Array:
+        return jnp.zeros((1, 1, self.input_size))
+
+    def __call__(self, x: Array, *, seq_lengths: Array | None = None) -> Array:
+        _, h_n = self.rnn(x, seq_lengths=seq_lengths)
+        return self.fc(h_n[-1])
+
+
+class RNNSeq2Seq(nn.Module):
+    """Many-to-many: ``fc`` applied to the output at every step.
+
+    x (batch, seq, input_size) -> (batch, seq, output_size).
+
+    >>> import jax
+    >>> model = RNNSeq2Seq(input_size=3, hidden_size=16, output_size=3)
+    >>> x = jax.random.normal(jax.random.key(0), (4, 12, 3))
+    >>> model.apply(model.init(jax.random.key(1), x), x).shape
+    (4, 12, 3)
+    """
+
+    input_size: int
+    hidden_size: int
+    output_size: int
+
+    def setup(self):
+        self.rnn = RNN(self.input_size, self.hidden_size, batch_first=True)
+        self.fc = Linear(self.hidden_size, self.output_size)
+
+    def _example_input(self) -> Array:
+        return jnp.zeros((1, 1, self.input_size))
+
+    def __call__(self, x: Array, *, seq_lengths: Array | None = None) -> Array:
+        output, _ = self.rnn(x, seq_lengths=seq_lengths)
+        return self.fc(output)
+
+
+class SinPredictor(nn.Module):
+    """The lesson's sine model: RNN(1, 32) then Linear(32, 1) on the final state, squeezed.
+
+    x (batch, seq, 1) -> (batch,) (a scalar for batch 1, as torch's ``squeeze()`` gives).
+
+    >>> import jax
+    >>> model = SinPredictor()
+    >>> x = jax.random.normal(jax.random.key(0), (8, 30, 1))
+    >>> model.apply(model.init(jax.random.key(1), x), x).shape
+    (8,)
+    """
+
+    def setup(self):
+        self.rnn = RNN(1, 32, batch_first=True)
+        self.fc = Linear(32, 1)
+
+    def _example_input(self) -> Array:
+        return jnp.zeros((1, 1, 1))
+
+    def __call__(self, x: Array) -> Array:
+        _, h_n = self.rnn(x)
+        return jnp.squeeze(self.fc(h_n[-1]))
+
+
+class CharRNN(nn.Module):
+    """Character-level classifier: Embedding -> RNN -> Linear on the final state.
+
+    With ``bidirectional=True`` the final forward and backward states (``h_n[-2]``, ``h_n[-1]``)
+    are concatenated before the Linear (the lesson's Exercise 3), so ``fc`` takes 2*hidden_size.
+    ids (batch, seq) int -> logits (batch, num_classes).
+
+    >>> import jax, jax.numpy as jnp
+    >>> model = CharRNN(vocab_size=27, embed_size=32, hidden_size=64, num_classes=5)
+    >>> ids = jnp.arange(40).reshape(4, 10) % 27
+    >>> model.apply(model.init(jax.random.key(0), ids), ids).shape
+    (4, 5)
+    """
+
+    vocab_size: int
+    embed_size: int
+    hidden_size: int
+    num_classes: int
+    bidirectional: bool = False
+
+    def setup(self):
+        self.embedding = Embedding(self.vocab_size, self.embed_size)
+        self.rnn = RNN(self.embed_size, self.hidden_size, batch_first=True, bidirectional=self.bidirectional)
+        self.fc = Linear(self.hidden_size * (2 if self.bidirectional else 1), self.num_classes)
+
+    def _example_input(self) -> Array:
+        return jnp.zeros((1, 1), jnp.int32)
+
+    def __call__(self, ids: Array, *, seq_lengths: Array | None = None) -> Array:
+        _, h_n = self.rnn(self.embedding(ids), seq_lengths=seq_lengths)
+        final = jnp.concatenate([h_n[-2], h_n[-1]], axis=-1) if self.bidirectional else h_n[-1]
+        return self.fc(final)
