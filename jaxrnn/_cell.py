@@ -72,6 +72,9 @@ class RNNCell(nn.Module):
         _checks.one_of("nonlinearity", self.nonlinearity, tuple(_ACTIVATIONS), type(self).__name__)
         super().__post_init__()
 
+    def _example_input(self) -> Array:
+        return jnp.zeros((1, self.input_size), self.param_dtype)
+
     def setup(self):
         init = torch_uniform(1.0 / math.sqrt(self.hidden_size))
         hidden, inputs = self.hidden_size, self.input_size
@@ -89,7 +92,8 @@ class RNNCell(nn.Module):
         x, w = nn.dtypes.promote_dtype(x, self.weight_ih, dtype=self.dtype)
         xp = jnp.matmul(x, w.T, precision=self.precision)
         if self.bias:
-            xp = xp + (self.bias_ih + self.bias_hh).astype(xp.dtype)
+            bias = (self.bias_ih + self.bias_hh).astype(xp.dtype)
+            xp = xp + bias.reshape((1,) * (xp.ndim - 1) + bias.shape)
         return xp
 
     def step(self, h: Array, xp: Array) -> Array:

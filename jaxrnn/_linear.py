@@ -57,7 +57,7 @@ class Linear(nn.Module):
         bias = self.param("bias", init, (self.out_features,), self.param_dtype) if self.bias else None
         x, weight, bias = nn.dtypes.promote_dtype(x, weight, bias, dtype=self.dtype)
         y = jnp.matmul(x, weight.T, precision=self.precision)
-        return y if bias is None else y + bias
+        return y if bias is None else y + bias.reshape((1,) * (y.ndim - 1) + bias.shape)
 
 
 class Embedding(nn.Module):
