@@ -55,7 +55,7 @@ class RNNCell(nn.Module):
     >>> cell.apply(variables, x).shape
     (8, 16)
     >>> {k: v.shape for k, v in variables["params"].items()}
-    {'bias_hh': (16,), 'bias_ih': (16,), 'weight_hh': (16, 16), 'weight_ih': (16, 5)}
+    {'weight_ih': (16, 5), 'weight_hh': (16, 16), 'bias_ih': (16,), 'bias_hh': (16,)}
     """
 
     input_size: int

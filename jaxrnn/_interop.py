@@ -30,7 +30,7 @@ def _to_path(key: str) -> tuple[str, ...]:
 
 
 def _to_key(path: tuple[str, ...]) -> str:
-    if len(path) >= 2 and _FLAX_LAYER.match(path[-2]) and _FLAX_RECURRENT.match(path[-1]):
+    if _is_recurrent(path):
         return ".".join((*path[:-2], f"{path[-1]}_{path[-2]}"))
     return ".".join(path)
 
@@ -107,10 +107,34 @@ def to_torch(tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
     >>> rnn = RNN(3, 4, bidirectional=True)
     >>> variables = rnn.init(jax.random.key(0), jax.random.normal(jax.random.key(1), (5, 2, 3)))
     >>> {k: v.shape for k, v in to_torch(variables).items() if k.startswith("weight")}
-    {'weight_hh_l0': (4, 4), 'weight_ih_l0': (4, 3), 'weight_hh_l0_reverse': (4, 4), 'weight_ih_l0_reverse': (4, 3)}
+    {'weight_ih_l0': (4, 3), 'weight_hh_l0': (4, 4), 'weight_ih_l0_reverse': (4, 3), 'weight_hh_l0_reverse': (4, 4)}
     """
     if not isinstance(tree, Mapping):
         raise TypeError(f"to_torch: `tree` must be a mapping (Flax variables or params), got {type(tree).__name__}")
     params = tree["params"] if "params" in tree else tree
     flat = traverse_util.flatten_dict(dict(params))
-    return {_to_key(path): np.asarray(value) for path, value in flat.items()}
+    return {_to_key(path): np.array(value) for path, value in sorted(flat.items(), key=_torch_order(flat))}
+
+
+_RECURRENT_ORDER = {"weight_ih": 0, "weight_hh": 1, "bias_ih": 2, "bias_hh": 3, "weight_hr": 4}
+
+
+def _torch_order(flat: Mapping[tuple[str, ...], Any]):
+    """Sort key listing each recurrent module's parameters in torch's order (l0: weight_ih, weight_hh,
+    bias_ih, bias_hh, then l0_reverse, l1, ...); other entries keep the tree's order."""
+    parents: dict[tuple[str, ...], int] = {}
+    for path in flat:
+        parents.setdefault(path[:-2] if _is_recurrent(path) else path[:-1], len(parents))
+
+    def key(item):
+        path = item[0]
+        if _is_recurrent(path):
+            layer = path[-2]
+            return (parents[path[:-2]], int(layer[1:].split("_")[0]), layer.endswith("_reverse"), _RECURRENT_ORDER[path[-1]])
+        return (parents[path[:-1]], 0, False, 0)
+
+    return key
+
+
+def _is_recurrent(path: tuple[str, ...]) -> bool:
+    return len(path) >= 2 and bool(_FLAX_LAYER.match(path[-2])) and bool(_FLAX_RECURRENT.match(path[-1]))
