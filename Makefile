@@ -16,7 +16,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check jaxrnn torchref tests benchmarks
 
 test: lint
-	$(PY) -m pytest -q --doctest-modules jaxrnn tests
+	$(PY) -m pytest -q -n auto --doctest-modules jaxrnn tests
 
 demo: $(STAMP)
 	$(PY) -m jaxrnn all --framework both --out runs/latest

@@ -1,9 +1,15 @@
-"""The Elman cell of ``torch.nn.RNNCell``, split so a layer can batch its input projection."""
+"""The cells of ``torch.nn.RNNCell``, ``torch.nn.LSTMCell`` and ``torch.nn.GRUCell``.
+
+Each cell splits its update in two so that a layer can batch the input half over all time
+steps: ``project(x)`` is the part that depends on the input only (one GEMM for the whole
+sequence) and ``step(carry, xp)`` the recurrent part, ``(carry, x_projected) -> (carry, output)``.
+Calling a cell runs both, as torch's cells do.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -25,7 +31,90 @@ def torch_uniform(bound: float):
     return init
 
 
-class RNNCell(nn.Module):
+def _add_bias(y: Array, bias: Array) -> Array:
+    """``y + bias`` on the last axis, without implicit rank promotion."""
+    return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + bias.shape)
+
+
+class LSTMState(NamedTuple):
+    """The carry of an LSTM: hidden state h (..., proj_size or hidden_size) and cell state c (..., hidden_size)."""
+
+    h: Array
+    c: Array
+
+
+class _Cell(nn.Module):
+    """What the three cells share: torch's parameters, the input projection and the call checks.
+
+    Subclasses set ``gates`` (how many H-sized blocks the weights stack) and define ``step``.
+    """
+
+    gates: ClassVar[int] = 1
+    fold_hh_bias: ClassVar[bool] = True  # b_hh joins the input projection (not for GRU's n gate)
+
+    def __post_init__(self):
+        _checks.positive_int("input_size", self.input_size, type(self).__name__)
+        _checks.positive_int("hidden_size", self.hidden_size, type(self).__name__)
+        self._check_options()
+        super().__post_init__()
+
+    def _check_options(self) -> None:
+        pass
+
+    def _example_input(self) -> Array:
+        return jnp.zeros((1, self.input_size), self.param_dtype)
+
+    @property
+    def state_size(self) -> int:
+        """The size of h (proj_size for a projected LSTM, else hidden_size)."""
+        return self.hidden_size
+
+    def setup(self):
+        init = torch_uniform(1.0 / math.sqrt(self.hidden_size))
+        rows = self.gates * self.hidden_size
+        self.weight_ih = self.param("weight_ih", init, (rows, self.input_size), self.param_dtype)
+        self.weight_hh = self.param("weight_hh", init, (rows, self.state_size), self.param_dtype)
+        if self.bias:
+            self.bias_ih = self.param("bias_ih", init, (rows,), self.param_dtype)
+            self.bias_hh = self.param("bias_hh", init, (rows,), self.param_dtype)
+
+    def project(self, x: Array) -> Array:
+        """The input half of the update for any leading shape: ``W_ih x + b_ih`` (+ ``b_hh`` where it
+        can be folded in). A layer calls this once on the whole (time, batch, I) sequence."""
+        x, w = nn.dtypes.promote_dtype(x, self.weight_ih, dtype=self.dtype)
+        xp = jnp.matmul(x, w.T, precision=self.precision)
+        if self.bias:
+            xp = _add_bias(xp, self.bias_ih + self.bias_hh if self.fold_hh_bias else self.bias_ih)
+        return xp
+
+    def _hh(self, h: Array) -> Array:
+        h, w = nn.dtypes.promote_dtype(h, self.weight_hh, dtype=self.dtype)
+        return jnp.matmul(h, w.T, precision=self.precision)
+
+    def zero_carry(self, batch_shape: tuple[int, ...], dtype) -> Any:
+        return jnp.zeros(batch_shape + (self.hidden_size,), dtype)
+
+    def carry_shapes(self, batch_shape: tuple[int, ...]) -> Any:
+        return batch_shape + (self.hidden_size,)
+
+    def __call__(self, x: Array, hx: Any = None) -> Any:
+        name = type(self).__name__
+        _checks.floating_array("x", x, name)
+        if x.ndim not in (1, 2):
+            raise ValueError(f"{name}: expected x to be 1D (unbatched) or 2D (batch, input_size), got {x.ndim}D")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name}: `input_size` is {self.input_size} but x has {x.shape[-1]} features (x.shape={x.shape})"
+            )
+        batch_shape = x.shape[:-1]
+        if hx is None:
+            hx = self.zero_carry(batch_shape, nn.dtypes.canonicalize_dtype(x, dtype=self.dtype))
+        else:
+            hx = _checks.carry(hx, self.carry_shapes(batch_shape), "h", name)
+        return self.step(hx, self.project(x))[0]
+
+
+class RNNCell(_Cell):
     r"""One step of an Elman RNN, exactly as ``torch.nn.RNNCell``.
 
     .. math::
@@ -66,55 +155,121 @@ class RNNCell(nn.Module):
     param_dtype: Any = jnp.float32
     precision: Any = None
 
-    def __post_init__(self):
-        _checks.positive_int("input_size", self.input_size, type(self).__name__)
-        _checks.positive_int("hidden_size", self.hidden_size, type(self).__name__)
+    def _check_options(self) -> None:
         _checks.one_of("nonlinearity", self.nonlinearity, tuple(_ACTIVATIONS), type(self).__name__)
-        super().__post_init__()
 
-    def _example_input(self) -> Array:
-        return jnp.zeros((1, self.input_size), self.param_dtype)
+    def step(self, h: Array, xp: Array) -> tuple[Array, Array]:
+        """The recurrent half: ``h' = act(xp + W_hh h)``; returns ``(h', h')``."""
+        h = _ACTIVATIONS[self.nonlinearity](xp + self._hh(h))
+        return h, h
+
+
+class LSTMCell(_Cell):
+    r"""One step of an LSTM, exactly as ``torch.nn.LSTMCell`` (gate order i, f, g, o).
+
+    .. math::
+        i, f, g, o = \text{split}_4(W_{ih} x + b_{ih} + W_{hh} h + b_{hh}) \\
+        c' = \sigma(f) \odot c + \sigma(i) \odot \tanh(g), \quad
+        h' = \sigma(o) \odot \tanh(c')
+
+    With ``proj_size`` P > 0 (a keyword extra, used by ``LSTM``), ``h' = W_{hr} (\sigma(o) \odot \tanh(c'))``
+    with ``weight_hr`` (P, H), as torch's projected LSTM. Parameters: ``weight_ih`` (4H, I),
+    ``weight_hh`` (4H, P or H), ``bias_ih`` (4H,), ``bias_hh`` (4H,), all U(-1/sqrt(H), 1/sqrt(H)).
+
+    Call ``cell.apply(variables, x, hx=None)`` with x (batch, I) or (I,) and ``hx = (h, c)``;
+    returns ``LSTMState(h', c')``.
+
+    >>> import jax
+    >>> from jaxrnn import LSTMCell
+    >>> cell = LSTMCell(input_size=5, hidden_size=16)
+    >>> x = jax.random.normal(jax.random.key(0), (8, 5))
+    >>> h, c = cell.apply(cell.init(jax.random.key(1), x), x)
+    >>> h.shape, c.shape
+    ((8, 16), (8, 16))
+    """
+
+    gates: ClassVar[int] = 4
+
+    input_size: int
+    hidden_size: int
+    bias: bool = True
+    proj_size: int = 0
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+
+    def _check_options(self) -> None:
+        _checks.proj_size(self.proj_size, self.hidden_size, type(self).__name__)
+
+    @property
+    def state_size(self) -> int:
+        return self.proj_size or self.hidden_size
 
     def setup(self):
-        init = torch_uniform(1.0 / math.sqrt(self.hidden_size))
-        hidden, inputs = self.hidden_size, self.input_size
-        self.weight_ih = self.param("weight_ih", init, (hidden, inputs), self.param_dtype)
-        self.weight_hh = self.param("weight_hh", init, (hidden, hidden), self.param_dtype)
+        super().setup()
+        if self.proj_size:
+            init = torch_uniform(1.0 / math.sqrt(self.hidden_size))
+            self.weight_hr = self.param("weight_hr", init, (self.proj_size, self.hidden_size), self.param_dtype)
+
+    def zero_carry(self, batch_shape, dtype) -> LSTMState:
+        return LSTMState(
+            jnp.zeros(batch_shape + (self.state_size,), dtype), jnp.zeros(batch_shape + (self.hidden_size,), dtype)
+        )
+
+    def carry_shapes(self, batch_shape) -> LSTMState:
+        return LSTMState(batch_shape + (self.state_size,), batch_shape + (self.hidden_size,))
+
+    def step(self, carry: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
+        """The recurrent half on ``xp = W_ih x + b_ih + b_hh``; returns ``(LSTMState(h', c'), h')``."""
+        h, c = carry
+        i, f, g, o = jnp.split(xp + self._hh(h), 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c.astype(i.dtype) + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        if self.proj_size:
+            h, w = nn.dtypes.promote_dtype(h, self.weight_hr, dtype=self.dtype)
+            h = jnp.matmul(h, w.T, precision=self.precision)
+        return LSTMState(h, c), h
+
+
+class GRUCell(_Cell):
+    r"""One step of a GRU, exactly as ``torch.nn.GRUCell`` (gate order r, z, n).
+
+    .. math::
+        r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \quad
+        z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}) \\
+        n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})), \quad
+        h' = (1 - z) \odot n + z \odot h
+
+    Parameters: ``weight_ih`` (3H, I), ``weight_hh`` (3H, H), ``bias_ih`` (3H,), ``bias_hh`` (3H,),
+    all U(-1/sqrt(H), 1/sqrt(H)). Call as ``RNNCell``: ``cell.apply(variables, x, h=None)`` -> h'.
+
+    >>> import jax
+    >>> from jaxrnn import GRUCell
+    >>> cell = GRUCell(input_size=5, hidden_size=16)
+    >>> x = jax.random.normal(jax.random.key(0), (8, 5))
+    >>> cell.apply(cell.init(jax.random.key(1), x), x).shape
+    (8, 16)
+    """
+
+    gates: ClassVar[int] = 3
+    fold_hh_bias: ClassVar[bool] = False  # b_hn sits inside r * (W_hn h + b_hn)
+
+    input_size: int
+    hidden_size: int
+    bias: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+
+    def step(self, h: Array, xp: Array) -> tuple[Array, Array]:
+        """The recurrent half on ``xp = W_ih x + b_ih``; returns ``(h', h')``."""
+        hh = self._hh(h)
         if self.bias:
-            self.bias_ih = self.param("bias_ih", init, (hidden,), self.param_dtype)
-            self.bias_hh = self.param("bias_hh", init, (hidden,), self.param_dtype)
-
-    def project(self, x: Array) -> Array:
-        """The input half of the update for any leading shape: ``W_ih x + b_ih + b_hh``.
-
-        A layer calls this once on the whole (time, batch, I) sequence, one GEMM for all steps.
-        """
-        x, w = nn.dtypes.promote_dtype(x, self.weight_ih, dtype=self.dtype)
-        xp = jnp.matmul(x, w.T, precision=self.precision)
-        if self.bias:
-            bias = (self.bias_ih + self.bias_hh).astype(xp.dtype)
-            xp = xp + bias.reshape((1,) * (xp.ndim - 1) + bias.shape)
-        return xp
-
-    def step(self, h: Array, xp: Array) -> Array:
-        """The recurrent half: ``act(xp + W_hh h)`` for a projected input ``xp``."""
-        h, w = nn.dtypes.promote_dtype(h, self.weight_hh, dtype=self.dtype)
-        return _ACTIVATIONS[self.nonlinearity](xp + jnp.matmul(h, w.T, precision=self.precision))
-
-    def __call__(self, x: Array, h: Array | None = None) -> Array:
-        name = type(self).__name__
-        _checks.floating_array("x", x, name)
-        if x.ndim not in (1, 2):
-            raise ValueError(f"{name}: expected x to be 1D (unbatched) or 2D (batch, input_size), got {x.ndim}D")
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name}: `input_size` is {self.input_size} but x has {x.shape[-1]} features (x.shape={x.shape})"
-            )
-        expected = x.shape[:-1] + (self.hidden_size,)
-        if h is None:
-            h = jnp.zeros(expected, nn.dtypes.canonicalize_dtype(x, dtype=self.dtype))
-        else:
-            _checks.floating_array("h", h, name)
-            if h.shape != expected:
-                raise ValueError(f"{name}: expected h of shape {expected}, got {h.shape}")
-        return self.step(h, self.project(x))
+            hh = _add_bias(hh, self.bias_hh)
+        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
+        h_r, h_z, h_n = jnp.split(hh, 3, axis=-1)
+        r = jax.nn.sigmoid(x_r + h_r)
+        z = jax.nn.sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + r * h_n)
+        h = (1 - z) * n + z * h.astype(n.dtype)
+        return h, h

@@ -130,7 +130,12 @@ def _torch_order(flat: Mapping[tuple[str, ...], Any]):
         path = item[0]
         if _is_recurrent(path):
             layer = path[-2]
-            return (parents[path[:-2]], int(layer[1:].split("_")[0]), layer.endswith("_reverse"), _RECURRENT_ORDER[path[-1]])
+            return (
+                parents[path[:-2]],
+                int(layer[1:].split("_")[0]),
+                layer.endswith("_reverse"),
+                _RECURRENT_ORDER[path[-1]],
+            )
         return (parents[path[:-1]], 0, False, 0)
 
     return key

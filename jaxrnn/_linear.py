@@ -49,9 +49,7 @@ class Linear(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         if x.shape[-1:] != (self.in_features,):
-            raise ValueError(
-                f"Linear: `in_features` is {self.in_features} but x has shape {x.shape}"
-            )
+            raise ValueError(f"Linear: `in_features` is {self.in_features} but x has shape {x.shape}")
         init = torch_uniform(1.0 / math.sqrt(self.in_features))
         weight = self.param("weight", init, (self.out_features, self.in_features), self.param_dtype)
         bias = self.param("bias", init, (self.out_features,), self.param_dtype) if self.bias else None
@@ -90,10 +88,11 @@ class Embedding(nn.Module):
     def __call__(self, ids: Array) -> Array:
         if not jnp.issubdtype(ids.dtype, jnp.integer):
             raise TypeError(f"Embedding: expected integer ids, got dtype {ids.dtype}")
-        if _checks.is_concrete(ids) and ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):
-            raise ValueError(
-                f"Embedding: ids must lie in [0, {self.num_embeddings - 1}], got min {int(ids.min())} and max {int(ids.max())}"
-            )
+        if _checks.is_concrete(ids) and ids.size:
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= self.num_embeddings:
+                top = self.num_embeddings - 1
+                raise ValueError(f"Embedding: ids must lie in [0, {top}], got min {low} and max {high}")
         weight = self.param(
             "weight", nn.initializers.normal(stddev=1.0), (self.num_embeddings, self.embedding_dim), self.param_dtype
         )

@@ -26,7 +26,11 @@ def _apply(layer, x, *args, **kwargs):
         ({"num_layers": -1}, ValueError, r"RNN: `num_layers` must be a positive int, got -1"),
         ({"num_layers": "2"}, TypeError, r"RNN: `num_layers` must be a positive int, got '2' \(str\)"),
         ({"input_size": 0}, ValueError, r"RNN: `input_size` must be a positive int, got 0"),
-        ({"nonlinearity": "sigmoid"}, ValueError, r"RNN: `nonlinearity` must be one of \('tanh', 'relu'\), got 'sigmoid'"),
+        (
+            {"nonlinearity": "sigmoid"},
+            ValueError,
+            r"RNN: `nonlinearity` must be one of \('tanh', 'relu'\), got 'sigmoid'",
+        ),
         ({"dropout": 1.5}, ValueError, r"RNN: `dropout` must be a number in \[0, 1\], got 1.5"),
         ({"dropout": -0.1}, ValueError, r"RNN: `dropout` must be a number in \[0, 1\], got -0.1"),
         ({"dropout": "0.5"}, TypeError, r"RNN: `dropout` must be a number in \[0, 1\], got '0.5' \(str\)"),
@@ -47,14 +51,19 @@ def test_cell_constructor_errors():
 
 
 def test_dropout_with_one_layer_warns_like_torch():
-    with pytest.warns(UserWarning, match=r"non-zero dropout expects num_layers greater than 1, but got dropout=0.5 and num_layers=1"):
+    with pytest.warns(
+        UserWarning, match=r"non-zero dropout expects num_layers greater than 1, but got dropout=0.5 and num_layers=1"
+    ):
         jaxrnn.RNN(3, 5, dropout=0.5)
 
 
 @pytest.mark.parametrize(
     "x, match",
     [
-        (jnp.zeros((2, 6, 4, 3)), r"RNN: expected x to be 2D \(unbatched\) or 3D \(batched\), got 4D \(x.shape=\(2, 6, 4, 3\)\)"),
+        (
+            jnp.zeros((2, 6, 4, 3)),
+            r"RNN: expected x to be 2D \(unbatched\) or 3D \(batched\), got 4D \(x.shape=\(2, 6, 4, 3\)\)",
+        ),
         (jnp.zeros((3,)), r"RNN: expected x to be 2D \(unbatched\) or 3D \(batched\), got 1D"),
         (jnp.zeros((6, 4, 7)), r"RNN: `input_size` is 3 but x has 7 features \(x.shape=\(6, 4, 7\)\)"),
         (jnp.zeros((0, 4, 3)), r"RNN: x has no time steps \(x.shape=\(0, 4, 3\)\)"),
@@ -74,11 +83,26 @@ def test_integer_input_is_a_type_error():
     "layer, x, h0, match",
     [
         (jaxrnn.RNN(3, 5, 2), X, jnp.zeros((1, 4, 5)), r"expected h0 of shape \(2, 4, 5\), got \(1, 4, 5\)"),
-        (jaxrnn.RNN(3, 5, bidirectional=True), X, jnp.zeros((1, 4, 5)), r"expected h0 of shape \(2, 4, 5\), got \(1, 4, 5\)"),
+        (
+            jaxrnn.RNN(3, 5, bidirectional=True),
+            X,
+            jnp.zeros((1, 4, 5)),
+            r"expected h0 of shape \(2, 4, 5\), got \(1, 4, 5\)",
+        ),
         (jaxrnn.RNN(3, 5), X, jnp.zeros((1, 4, 6)), r"expected h0 of shape \(1, 4, 5\), got \(1, 4, 6\)"),
-        (jaxrnn.RNN(3, 5), X, jnp.zeros((1, 1, 5)), r"expected h0 of shape \(1, 4, 5\), got \(1, 1, 5\)"),  # no broadcast
+        (
+            jaxrnn.RNN(3, 5),
+            X,
+            jnp.zeros((1, 1, 5)),
+            r"expected h0 of shape \(1, 4, 5\), got \(1, 1, 5\)",
+        ),  # no broadcast
         (jaxrnn.RNN(3, 5), X, jnp.zeros((4, 5)), r"expected h0 of shape \(1, 4, 5\), got \(4, 5\)"),
-        (jaxrnn.RNN(3, 5, batch_first=True), X, jnp.zeros((1, 4, 5)), r"expected h0 of shape \(1, 6, 5\), got \(1, 4, 5\)"),
+        (
+            jaxrnn.RNN(3, 5, batch_first=True),
+            X,
+            jnp.zeros((1, 4, 5)),
+            r"expected h0 of shape \(1, 6, 5\), got \(1, 4, 5\)",
+        ),
         (jaxrnn.RNN(3, 5), X[:, 0], jnp.zeros((1, 1, 5)), r"expected h0 of shape \(1, 5\), got \(1, 1, 5\)"),
     ],
 )
@@ -94,8 +118,16 @@ def test_h0_shape_errors(layer, x, h0, match):
         ([1, 2, 3, 4], TypeError, r"`seq_lengths` must be an integer array, got list"),
         (jnp.array([1, 2, 3]), ValueError, r"expected `seq_lengths` of shape \(4,\), got \(3,\)"),
         (jnp.array([[1, 2, 3, 4]]), ValueError, r"expected `seq_lengths` of shape \(4,\), got \(1, 4\)"),
-        (jnp.array([0, 2, 3, 4]), ValueError, r"`seq_lengths` must lie in \[1, 6\] \(the number of time steps\), got min 0 and max 4"),
-        (jnp.array([1, 2, 7, 4]), ValueError, r"`seq_lengths` must lie in \[1, 6\] \(the number of time steps\), got min 1 and max 7"),
+        (
+            jnp.array([0, 2, 3, 4]),
+            ValueError,
+            r"`seq_lengths` must lie in \[1, 6\] \(the number of time steps\), got min 0 and max 4",
+        ),
+        (
+            jnp.array([1, 2, 7, 4]),
+            ValueError,
+            r"`seq_lengths` must lie in \[1, 6\] \(the number of time steps\), got min 1 and max 7",
+        ),
         (np.array([1, 2, 7, 4]), ValueError, r"`seq_lengths` must lie in \[1, 6\]"),
     ],
 )
@@ -105,7 +137,9 @@ def test_seq_lengths_errors(lengths, error, match):
 
 
 def test_seq_lengths_with_unbatched_input_is_an_error():
-    with pytest.raises(ValueError, match=r"RNN: `seq_lengths` needs batched 3D input, got unbatched x of shape \(6, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"RNN: `seq_lengths` needs batched 3D input, got unbatched x of shape \(6, 3\)"
+    ):
         _apply(jaxrnn.RNN(3, 5), X[:, 0], seq_lengths=jnp.array([3]))
 
 
@@ -116,5 +150,7 @@ def test_cell_call_errors():
         cell.apply(variables, jnp.zeros((2, 4)))
     with pytest.raises(ValueError, match=r"RNNCell: expected h of shape \(2, 5\), got \(1, 5\)"):
         cell.apply(variables, jnp.zeros((2, 3)), jnp.zeros((1, 5)))
-    with pytest.raises(ValueError, match=r"RNNCell: expected x to be 1D \(unbatched\) or 2D \(batch, input_size\), got 3D"):
+    with pytest.raises(
+        ValueError, match=r"RNNCell: expected x to be 1D \(unbatched\) or 2D \(batch, input_size\), got 3D"
+    ):
         cell.apply(variables, jnp.zeros((1, 2, 3)))

@@ -61,9 +61,12 @@ def test_model_jax_to_torch_to_jax_is_identical(case):
     assert jax.tree.structure(back) == jax.tree.structure(variables)
     jax.tree.map(np.testing.assert_array_equal, back, variables)
     # and the torch model loaded from jaxrnn's init computes what jaxrnn computes (float32)
-    assert_close(model.apply(variables, jnp.asarray(x, jnp.float32) if x.dtype.kind == "f" else jnp.asarray(x)),
-                 model_t(torch.from_numpy(x).float() if x.dtype.kind == "f" else torch.from_numpy(x)).detach().numpy(),
-                 "float32", "output")
+    assert_close(
+        model.apply(variables, jnp.asarray(x, jnp.float32) if x.dtype.kind == "f" else jnp.asarray(x)),
+        model_t(torch.from_numpy(x).float() if x.dtype.kind == "f" else torch.from_numpy(x)).detach().numpy(),
+        "float32",
+        "output",
+    )
 
 
 def test_model_state_dict_keys_match_torch():

@@ -43,7 +43,7 @@ def _ids(params):
     return "-".join(names)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jax_fn(layer: jaxrnn.RNN, with_h0: bool, with_lengths: bool):
     """One compiled function per configuration: outputs and the gradients of a weighted sum."""
 

@@ -87,5 +87,7 @@ def test_unroll_gives_the_same_result():
     layer, variables, x, h0 = _setup(2, True, "tanh", seed=5)
     unrolled = layer.clone(unroll=3)
     for lengths in (None, jnp.asarray(LENGTHS)):
-        for a, b in zip(unrolled.apply(variables, x, h0, seq_lengths=lengths), layer.apply(variables, x, h0, seq_lengths=lengths)):
+        for a, b in zip(
+            unrolled.apply(variables, x, h0, seq_lengths=lengths), layer.apply(variables, x, h0, seq_lengths=lengths)
+        ):
             assert_close(a, b)

@@ -1,0 +1,125 @@
+"""jaxrnn.LSTM / jaxrnn.GRU against torch.nn.LSTM / torch.nn.GRU: outputs, final states, all gradients.
+
+The same sweep as the RNN's (layers x directions x bias x layout x h0 x lengths), proj_size
+included for the LSTM, plus unbatched input.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from _compare import assert_close, assert_trees_close
+from _torch_rnn import torch_rnn
+
+import jaxrnn
+
+T, N, I, H, P = 6, 4, 3, 5, 2
+LENGTHS = np.array([3, T, 1, 5])  # unsorted, with the extremes 1 and T
+
+LSTM_BATCHED = list(
+    itertools.product(
+        ["lstm"], [1, 2, 3], [False, True], [True, False], [False, True], [False, True], [False, True], [0, P]
+    )
+)
+GRU_BATCHED = list(
+    itertools.product(
+        ["gru"], [1, 2, 3], [False, True], [True, False], [False, True], [False, True], [False, True], [0]
+    )
+)
+UNBATCHED = list(
+    itertools.product(["lstm", "gru"], [1, 2], [False, True], [True], [False], [False, True], [False], [0, P])
+)
+UNBATCHED = [c for c in UNBATCHED if not (c[0] == "gru" and c[-1])]
+
+
+def _ids(c):
+    kind, layers, bidi, bias, bf, h0, lengths, proj = c
+    return "-".join(
+        [
+            kind,
+            f"L{layers}",
+            "bi" if bidi else "uni",
+            "bias" if bias else "nobias",
+            "bf" if bf else "tm",
+            "h0" if h0 else "noh0",
+            "len" if lengths else "full",
+            f"proj{proj}",
+        ]
+    )
+
+
+@functools.cache
+def _jax_fn(layer, with_h0: bool, with_lengths: bool):
+    """One compiled function per configuration: outputs and the gradients of a weighted sum."""
+
+    def loss(params, x, hx, lengths, out_w, hn_w):
+        out, state = layer.apply(
+            {"params": params}, x, hx if with_h0 else None, seq_lengths=lengths if with_lengths else None
+        )
+        total = jnp.sum(out * out_w) + sum(
+            jnp.sum(a * w) for a, w in zip(jax.tree.leaves(state), jax.tree.leaves(hn_w))
+        )
+        return total, (out, state)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
+
+
+def _compare(config, batched):
+    kind, layers, bidi, bias, batch_first, with_h0, with_lengths, proj = config
+    seed = zlib.crc32(repr(config).encode())
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    D = 2 if bidi else 1
+    lead = (layers * D, N) if batched else (layers * D,)
+    if kind == "lstm":
+        layer_t = torch.nn.LSTM(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi, proj_size=proj)
+        layer = jaxrnn.LSTM(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi, proj_size=proj)
+        hx = (rng.standard_normal(lead + (proj or H,)), rng.standard_normal(lead + (H,)))
+        hn_w = (rng.standard_normal(lead + (proj or H,)), rng.standard_normal(lead + (H,)))
+    else:
+        layer_t = torch.nn.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi)
+        layer = jaxrnn.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi)
+        hx = rng.standard_normal(lead + (H,))
+        hn_w = rng.standard_normal(lead + (H,))
+    layer_t = layer_t.double()
+    if batched:
+        x = rng.standard_normal((N, T, I) if batch_first else (T, N, I))
+    else:
+        x = rng.standard_normal((T, I))
+    out_w = rng.standard_normal(x.shape[:-1] + (D * (proj or H),))
+    lengths = LENGTHS if with_lengths else None
+    expected = torch_rnn(layer_t, x, hx if with_h0 else None, lengths, out_w, hn_w)
+
+    variables = jaxrnn.from_torch(layer_t.state_dict(), layer)
+    (_, (out, state)), (g_params, g_x, g_hx) = _jax_fn(layer, with_h0, with_lengths)(
+        variables["params"], x, hx, None if lengths is None else jnp.asarray(lengths), out_w, hn_w
+    )
+    assert_close(out, expected["output"], what="output")
+    if kind == "lstm":
+        assert isinstance(state, jaxrnn.LSTMState)
+        assert_close(state.h, expected["h_n"][0], what="h_n")
+        assert_close(state.c, expected["h_n"][1], what="c_n")
+    else:
+        assert_close(state, expected["h_n"], what="h_n")
+    assert_close(g_x, expected["grad_x"], what="grad x")
+    if with_h0:
+        for got, want in zip(jax.tree.leaves(g_hx), jax.tree.leaves(expected["grad_h0"])):
+            assert_close(got, want, what="grad hx")
+    assert_trees_close(jaxrnn.to_torch(g_params), expected["grad_params"], what="grad params")
+
+
+@pytest.mark.parametrize("config", LSTM_BATCHED + GRU_BATCHED, ids=_ids)
+def test_forward_and_grads_match_torch_float64(config):
+    _compare(config, batched=True)
+
+
+@pytest.mark.parametrize("config", UNBATCHED, ids=_ids)
+def test_unbatched_forward_and_grads_match_torch_float64(config):
+    _compare(config, batched=False)
