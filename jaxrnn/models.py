@@ -1,7 +1,8 @@
 """The lesson's models in Flax: same names, signatures and parameter names as ``torchref.models``.
 
 All are batch-first, as in the lesson. ``jaxrnn.from_torch(torch_model.state_dict(), model)``
-gives the variables that make each compute what its PyTorch twin computes.
+gives the variables that make each compute what its PyTorch twin computes. Every model takes
+``cell`` ('rnn', the lesson's, 'lstm' or 'gru'); an LSTM's final state is its h_n.
 """
 
 from __future__ import annotations
@@ -10,12 +11,27 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from . import _checks
+from ._cell import LSTMState
 from ._linear import Embedding, Linear
-from ._rnn import RNN
+from ._rnn import GRU, LSTM, RNN
 
 Array = jax.Array
 
 __all__ = ["CharRNN", "RNNClassifier", "RNNSeq2Seq", "SinPredictor"]
+
+_RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def _recurrent(owner: nn.Module, *args, **kwargs) -> nn.Module:
+    """RNN, LSTM or GRU by the owner's ``cell`` name."""
+    _checks.one_of("cell", owner.cell, tuple(_RECURRENT), type(owner).__name__)
+    return _RECURRENT[owner.cell](*args, **kwargs)
+
+
+def _hidden(state) -> Array:
+    """h_n of an RNN/GRU; h_n of an LSTM's LSTMState(h_n, c_n)."""
+    return state.h if isinstance(state, LSTMState) else state
 
 
 class RNNClassifier(nn.Module):
@@ -34,9 +50,10 @@ class RNNClassifier(nn.Module):
     hidden_size: int
     num_classes: int
     num_layers: int = 1
+    cell: str = "rnn"
 
     def setup(self):
-        self.rnn = RNN(self.input_size, self.hidden_size, num_layers=self.num_layers, batch_first=True)
+        self.rnn = _recurrent(self, self.input_size, self.hidden_size, num_layers=self.num_layers, batch_first=True)
         self.fc = Linear(self.hidden_size, self.num_classes)
 
     def _example_input(self) -> Array:
@@ -44,7 +61,7 @@ class RNNClassifier(nn.Module):
 
     def __call__(self, x: Array, *, seq_lengths: Array | None = None) -> Array:
         _, h_n = self.rnn(x, seq_lengths=seq_lengths)
-        return self.fc(h_n[-1])
+        return self.fc(_hidden(h_n)[-1])
 
 
 class RNNSeq2Seq(nn.Module):
@@ -62,9 +79,10 @@ class RNNSeq2Seq(nn.Module):
     input_size: int
     hidden_size: int
     output_size: int
+    cell: str = "rnn"
 
     def setup(self):
-        self.rnn = RNN(self.input_size, self.hidden_size, batch_first=True)
+        self.rnn = _recurrent(self, self.input_size, self.hidden_size, batch_first=True)
         self.fc = Linear(self.hidden_size, self.output_size)
 
     def _example_input(self) -> Array:
@@ -87,8 +105,10 @@ class SinPredictor(nn.Module):
     (8,)
     """
 
+    cell: str = "rnn"
+
     def setup(self):
-        self.rnn = RNN(1, 32, batch_first=True)
+        self.rnn = _recurrent(self, 1, 32, batch_first=True)
         self.fc = Linear(32, 1)
 
     def _example_input(self) -> Array:
@@ -96,7 +116,7 @@ class SinPredictor(nn.Module):
 
     def __call__(self, x: Array) -> Array:
         _, h_n = self.rnn(x)
-        return jnp.squeeze(self.fc(h_n[-1]))
+        return jnp.squeeze(self.fc(_hidden(h_n)[-1]))
 
 
 class CharRNN(nn.Module):
@@ -118,16 +138,20 @@ class CharRNN(nn.Module):
     hidden_size: int
     num_classes: int
     bidirectional: bool = False
+    cell: str = "rnn"
 
     def setup(self):
         self.embedding = Embedding(self.vocab_size, self.embed_size)
-        self.rnn = RNN(self.embed_size, self.hidden_size, batch_first=True, bidirectional=self.bidirectional)
+        self.rnn = _recurrent(
+            self, self.embed_size, self.hidden_size, batch_first=True, bidirectional=self.bidirectional
+        )
         self.fc = Linear(self.hidden_size * (2 if self.bidirectional else 1), self.num_classes)
 
     def _example_input(self) -> Array:
         return jnp.zeros((1, 1), jnp.int32)
 
     def __call__(self, ids: Array, *, seq_lengths: Array | None = None) -> Array:
-        _, h_n = self.rnn(self.embedding(ids), seq_lengths=seq_lengths)
+        _, state = self.rnn(self.embedding(ids), seq_lengths=seq_lengths)
+        h_n = _hidden(state)
         final = jnp.concatenate([h_n[-2], h_n[-1]], axis=-1) if self.bidirectional else h_n[-1]
         return self.fc(final)

@@ -22,11 +22,16 @@ CASES = {
     "CharRNN": ((27, 8, 16, 5), {}, rng.integers(0, 27, (4, 11))),
     "CharRNN-bidirectional": ((27, 8, 16, 2), {"bidirectional": True}, rng.integers(0, 27, (4, 11))),
 }
+# the next lesson's cells in every model
+for _case in list(CASES):
+    for _cell in ("lstm", "gru"):
+        _args, _kwargs, _x = CASES[_case]
+        CASES[f"{_case}-{_cell}"] = (_args, {**_kwargs, "cell": _cell}, _x)
 
 
 def _pair(case):
     args, kwargs, x = CASES[case]
-    name = case.split("-")[0]
+    name = case.split("-")[0]  # e.g. "CharRNN-bidirectional-lstm" -> CharRNN
     torch.manual_seed(len(case))
     model_t = getattr(torchref.models, name)(*args, **kwargs).double()
     model = getattr(jaxrnn.models, name)(*args, **kwargs)
@@ -74,6 +79,16 @@ def test_model_state_dict_keys_match_torch():
         model_t, model, x = _pair(case)
         exported = jaxrnn.to_torch(model.init(jax.random.key(0), jnp.asarray(x)))
         assert {k: v.shape for k, v in exported.items()} == {k: tuple(v.shape) for k, v in model_t.state_dict().items()}
+
+
+def test_unknown_cell_is_an_error_in_both_frameworks():
+    with pytest.raises(ValueError, match=r"`cell` must be one of \('rnn', 'lstm', 'gru'\), got 'transformer'"):
+        torchref.models.SinPredictor(cell="transformer")
+    model = jaxrnn.models.SinPredictor(cell="transformer")
+    with pytest.raises(
+        ValueError, match=r"SinPredictor: `cell` must be one of \('rnn', 'lstm', 'gru'\), got 'transformer'"
+    ):
+        model.init(jax.random.key(0), jnp.zeros((1, 3, 1)))
 
 
 def test_sin_predictor_squeezes_like_torch_for_batch_one():
