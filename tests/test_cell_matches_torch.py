@@ -55,3 +55,45 @@ def test_cell_init_is_torch_uniform():
     assert values.min() < -0.97 * bound and values.max() > 0.97 * bound
     assert abs(values.mean()) < 5 * bound / np.sqrt(3 * values.size)
     np.testing.assert_allclose(values.std(), bound / np.sqrt(3), rtol=0.05)
+
+
+@pytest.mark.parametrize(
+    "kind, bias, batched, with_h", list(itertools.product(["lstm", "gru"], [True, False], [True, False], [True, False]))
+)
+def test_lstm_gru_cell_step_and_grads_match_torch(kind, bias, batched, with_h):
+    rng = np.random.default_rng(11)
+    torch.manual_seed(11)
+    lead = (4,) if batched else ()
+    x = rng.standard_normal(lead + (3,))
+    if kind == "lstm":
+        cell_t = torch.nn.LSTMCell(3, 6, bias=bias).double()
+        cell = jaxrnn.LSTMCell(3, 6, bias=bias)
+        hx = (rng.standard_normal(lead + (6,)), rng.standard_normal(lead + (6,)))
+    else:
+        cell_t = torch.nn.GRUCell(3, 6, bias=bias).double()
+        cell = jaxrnn.GRUCell(3, 6, bias=bias)
+        hx = rng.standard_normal(lead + (6,))
+    weights = jax.tree.map(lambda a: rng.standard_normal(a.shape), hx)
+    x_t = torch.tensor(x, requires_grad=True)
+    hx_t = jax.tree.map(lambda a: torch.tensor(a, requires_grad=True), hx)
+    out_t = cell_t(x_t, (tuple(hx_t) if kind == "lstm" else hx_t) if with_h else None)
+    out_t = out_t if kind == "lstm" else (out_t,)
+    sum((o * torch.tensor(w)).sum() for o, w in zip(out_t, jax.tree.leaves(weights))).backward()
+
+    variables = jaxrnn.from_torch(cell_t.state_dict(), cell)
+
+    def loss(params, x, hx):
+        out = cell.apply({"params": params}, x, hx if with_h else None)
+        return sum(jnp.sum(o * w) for o, w in zip(jax.tree.leaves(out), jax.tree.leaves(weights))), out
+
+    (_, out), (g_p, g_x, g_h) = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(variables["params"], x, hx)
+    if kind == "lstm":
+        assert isinstance(out, jaxrnn.LSTMState)
+    for got, want in zip(jax.tree.leaves(out), out_t):
+        assert_close(got, want.detach().numpy(), what="state")
+    assert_close(g_x, x_t.grad.numpy(), what="grad x")
+    if with_h:
+        for got, want in zip(jax.tree.leaves(g_h), jax.tree.leaves(hx_t)):
+            assert_close(got, want.grad.numpy(), what="grad hx")
+    for key, value in jaxrnn.to_torch(g_p).items():
+        assert_close(value, dict(cell_t.named_parameters())[key].grad.numpy(), what=key)

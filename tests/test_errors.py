@@ -154,3 +154,47 @@ def test_cell_call_errors():
         ValueError, match=r"RNNCell: expected x to be 1D \(unbatched\) or 2D \(batch, input_size\), got 3D"
     ):
         cell.apply(variables, jnp.zeros((1, 2, 3)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"proj_size": 5}, ValueError, r"LSTM: `proj_size` must be smaller than `hidden_size` \(5\), got 5"),
+        ({"proj_size": -1}, ValueError, r"LSTM: `proj_size` must be a non-negative int, got -1"),
+        ({"proj_size": 1.0}, TypeError, r"LSTM: `proj_size` must be a non-negative int, got 1.0 \(float\)"),
+        ({"num_layers": 0}, ValueError, r"LSTM: `num_layers` must be a positive int, got 0"),
+    ],
+)
+def test_lstm_constructor_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        jaxrnn.LSTM(3, 5, **kwargs)
+
+
+def test_gru_has_torchs_constructor_without_nonlinearity():
+    with pytest.raises(TypeError, match="nonlinearity"):
+        jaxrnn.GRU(3, 5, nonlinearity="relu")
+    with pytest.raises(ValueError, match=r"GRU: `dropout` must be a number in \[0, 1\], got 2"):
+        jaxrnn.GRU(3, 5, 2, True, False, 2)
+
+
+@pytest.mark.parametrize(
+    "hx, error, match",
+    [
+        (jnp.zeros((2, 4, 2)), TypeError, r"LSTM: `hx` must be a pair \(h, c\), got ArrayImpl"),
+        ((jnp.zeros((2, 4, 2)),), TypeError, r"LSTM: `hx` must be a pair \(h, c\), got tuple"),
+        (
+            (jnp.zeros((2, 4, 5)), jnp.zeros((2, 4, 5))),
+            ValueError,
+            r"LSTM: expected hx\[0\] of shape \(2, 4, 2\), got \(2, 4, 5\)",
+        ),
+        (
+            (jnp.zeros((2, 4, 2)), jnp.zeros((2, 4, 2))),
+            ValueError,
+            r"LSTM: expected hx\[1\] of shape \(2, 4, 5\), got \(2, 4, 2\)",
+        ),
+    ],
+)
+def test_lstm_hx_errors(hx, error, match):
+    lstm = jaxrnn.LSTM(3, 5, num_layers=2, proj_size=2)
+    with pytest.raises(error, match=match):
+        _apply(lstm, X, hx)
