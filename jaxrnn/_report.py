@@ -1,0 +1,110 @@
+"""REPORT.md and metrics.json for a run of the exercises."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from ._exercises import ExerciseResult
+
+# the lesson's targets, checked in the report: (metric, comparison, threshold)
+THRESHOLDS = (
+    ("sine.test_mse", "<=", 1e-3),
+    ("sentiment.test_accuracy", ">=", 0.95),
+    ("tagging.token_accuracy", ">=", 0.99),
+)
+HEADLINE = ("sine.test_mse", "sentiment.test_accuracy", "tagging.token_accuracy",
+            "clipping.grad_norm_before", "clipping.grad_norm_after")
+
+
+def write_metrics(path: Path, results: Sequence[ExerciseResult]) -> dict[str, float]:
+    """Merge the results' metrics into one flat ``{key: float}`` and write it as sorted JSON."""
+    metrics: dict[str, float] = {}
+    for result in results:
+        metrics.update(result.metrics)
+    metrics = {k: float(v) for k, v in sorted(metrics.items())}
+    Path(path).write_text(json.dumps(metrics, indent=2, allow_nan=True) + "\n")
+    return metrics
+
+
+def _versions() -> str:
+    parts = []
+    for package in ("jax", "flax", "optax", "numpy", "torch", "matplotlib"):
+        try:
+            parts.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(parts)
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.4g}" if 1e-3 <= abs(value) < 1e5 or value == 0 else f"{value:.3e}"
+
+
+def _passes(value: float, op: str, threshold: float) -> bool:
+    return value <= threshold if op == "<=" else value >= threshold
+
+
+def write_report(
+    path: Path,
+    results: Sequence[ExerciseResult],
+    metrics: dict[str, float],
+    *,
+    command: str,
+    frameworks: Sequence[str],
+    wall_s: float,
+) -> Path:
+    """One Markdown report: the headline numbers against the lesson's targets (JAX next to
+    PyTorch), then each exercise's settings, table, discussion and figures (relative paths),
+    then every metric of metrics.json."""
+    fws = list(frameworks)
+    lines = [
+        "# jaxrnn: the lesson \"RNN basics\", Exercises 1-5",
+        "",
+        f"Command: `{command}`. Frameworks: {', '.join(fws)} (both start from the same weights and see the same "
+        "data in the same order). "
+        f"Wall time: {wall_s:.1f} s in all ("
+        + ", ".join(f"{r.name} {r.wall_s:.1f} s" for r in results)
+        + f"), on {os.cpu_count()} CPU cores ({platform.machine()}, {platform.system()}, "
+        f"Python {platform.python_version()}; {_versions()}).",
+        "",
+        "## Headline numbers",
+        "",
+        "| metric | target | " + " | ".join(fws) + " |",
+        "|---|---|" + "---|" * len(fws),
+    ]
+    thresholds = {name: (op, value) for name, op, value in THRESHOLDS}
+    for name in HEADLINE:
+        if not any(f"{fw}.{name}" in metrics for fw in fws):
+            continue
+        target = ""
+        cells = []
+        for fw in fws:
+            value = metrics.get(f"{fw}.{name}")
+            if value is None:
+                cells.append("")
+                continue
+            cell = _fmt(value)
+            if name in thresholds:
+                op, limit = thresholds[name]
+                cell += " (pass)" if _passes(value, op, limit) else " (FAIL)"
+            cells.append(cell)
+        if name in thresholds:
+            target = f"{thresholds[name][0]} {thresholds[name][1]:g}"
+        lines.append(f"| `{name}` | {target} | " + " | ".join(cells) + " |")
+    for result in results:
+        lines += ["", f"## {result.title}", "", f"Wall time: {result.wall_s:.1f} s.", "", *result.report, ""]
+        for filename, caption in result.figures:
+            lines += [f"![{caption}]({filename})", "", f"*{caption}*", ""]
+    lines += ["## All metrics (metrics.json)", "", "| key | value |", "|---|---|"]
+    lines += [f"| `{k}` | {_fmt(v)} |" for k, v in metrics.items()]
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path
