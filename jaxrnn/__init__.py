@@ -3,9 +3,10 @@
 Public API: the layers ``RNN``, ``LSTM``, ``GRU`` and their cells ``RNNCell``, ``LSTMCell``,
 ``GRUCell`` (torch.nn's, name for name), ``LSTMState`` (an LSTM's (h, c)), ``Linear`` and
 ``Embedding`` with torch's parameter layout, ``from_torch`` / ``to_torch`` for weights, the
-lesson's models in ``jaxrnn.models``.
+lesson's models in ``jaxrnn.models``, its data in ``jaxrnn.data``, and optax training (``train``).
 """
 
+from . import data as data
 from . import models as models
 from ._cell import GRUCell as GRUCell
 from ._cell import LSTMCell as LSTMCell
@@ -18,6 +19,18 @@ from ._linear import Linear as Linear
 from ._rnn import GRU as GRU
 from ._rnn import LSTM as LSTM
 from ._rnn import RNN as RNN
+from ._train import History as History
+from ._train import TrainResult as TrainResult
+from ._train import accuracy as accuracy
+from ._train import clip_grad_norm as clip_grad_norm
+from ._train import cross_entropy_loss as cross_entropy_loss
+from ._train import evaluate as evaluate
+from ._train import global_norm as global_norm
+from ._train import make_optimizer as make_optimizer
+from ._train import make_train_step as make_train_step
+from ._train import mse_loss as mse_loss
+from ._train import predict as predict
+from ._train import train as train
 
 __all__ = [
     "GRU",
@@ -29,7 +42,20 @@ __all__ = [
     "LSTMState",
     "Linear",
     "RNNCell",
+    "History",
+    "TrainResult",
+    "accuracy",
+    "clip_grad_norm",
+    "cross_entropy_loss",
+    "data",
+    "evaluate",
     "from_torch",
+    "global_norm",
+    "make_optimizer",
+    "make_train_step",
     "models",
+    "mse_loss",
+    "predict",
     "to_torch",
+    "train",
 ]
