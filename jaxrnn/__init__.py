@@ -19,6 +19,8 @@ from ._linear import Linear as Linear
 from ._rnn import GRU as GRU
 from ._rnn import LSTM as LSTM
 from ._rnn import RNN as RNN
+from ._safetensors import load_torch as load_torch
+from ._safetensors import save_torch as save_torch
 from ._train import History as History
 from ._train import TrainResult as TrainResult
 from ._train import accuracy as accuracy
@@ -51,11 +53,13 @@ __all__ = [
     "evaluate",
     "from_torch",
     "global_norm",
+    "load_torch",
     "make_optimizer",
     "make_train_step",
     "models",
     "mse_loss",
     "predict",
+    "save_torch",
     "to_torch",
     "train",
 ]
