@@ -1,0 +1,345 @@
+"""The contenders: each builds, for one shape and one kind of work, a callable that runs it once.
+
+Every contender does the same work on the same float32 data, batch first:
+- forward: ``output, h_n = rnn(x)``;
+- train: forward, ``loss = mean(output**2) + mean(h_n**2)``, backward, one Adam step (lr 1e-3):
+  optax on the JAX side, torch.optim on the torch side.
+
+A built contender is a ``Prepared``: ``run()`` does the work once and waits for the device;
+``compile_s`` is the time to compile (JAX jit: lowering plus XLA compilation; torch.compile:
+the first call, compilation included); ``peak_bytes`` the peak memory of one call and
+``memory_method`` how it was measured. A contender that cannot run here raises ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ._grid import Shape
+
+
+class Unavailable(Exception):
+    """The contender cannot run on this machine or shape; the message says why."""
+
+
+@dataclasses.dataclass
+class Prepared:
+    run: Callable[[], None]
+    compile_s: float | None = None
+    peak_bytes: int | None = None
+    memory_method: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Contender:
+    name: str
+    framework: str  # "jax" or "torch"
+    build: Callable[[Shape, str, np.ndarray], Prepared]
+    description: str
+
+
+def make_input(shape: Shape, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((shape.batch, shape.steps, shape.inputs)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- JAX
+
+
+def _jax():
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    return jax, jnp, optax
+
+
+def layer_has_impl() -> bool:
+    """Whether jaxrnn.RNN chooses its recurrence (``impl``): the fused fast path vs the nn.scan reference."""
+    import jaxrnn
+
+    return "impl" in {f.name for f in dataclasses.fields(jaxrnn.RNN)}
+
+
+def _jaxrnn_apply(shape: Shape, impl: str | None):
+    """(init, apply) for jaxrnn.RNN; ``impl='fused-direct'`` calls jaxrnn._fused on the layer's params."""
+    import jax
+
+    import jaxrnn
+
+    kw = {} if impl in (None, "fused-direct") else {"impl": impl}
+    layer = jaxrnn.RNN(
+        shape.inputs, shape.hidden, shape.layers, batch_first=True, bidirectional=shape.bidirectional, **kw
+    )
+
+    def init(x):
+        return layer.init(jax.random.key(0), x)["params"]
+
+    if impl == "fused-direct":
+        from jaxrnn import _fused
+
+        def apply(params, x):
+            return _fused.elman_stack(
+                params, x, num_layers=shape.layers, bidirectional=shape.bidirectional, batch_first=True
+            )
+
+    else:
+
+        def apply(params, x):
+            return layer.apply({"params": params}, x)
+
+    return init, apply
+
+
+def _flax_apply(shape: Shape):
+    """The plain Flax baseline: a stack of flax.linen.RNN(SimpleCell), nn.Bidirectional for two directions."""
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    class FlaxStack(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            finals = []
+            for _ in range(shape.layers):
+                if shape.bidirectional:
+                    rnn = nn.Bidirectional(
+                        nn.RNN(nn.SimpleCell(shape.hidden), return_carry=True),
+                        nn.RNN(nn.SimpleCell(shape.hidden), return_carry=True),
+                        return_carry=True,
+                    )
+                    (h_f, h_b), x = rnn(x)
+                    finals += [h_f, h_b]
+                else:
+                    h, x = nn.RNN(nn.SimpleCell(shape.hidden), return_carry=True)(x)
+                    finals.append(h)
+            return x, jnp.stack(finals)
+
+    model = FlaxStack()
+
+    def init(x):
+        return model.init(jax.random.key(0), x)["params"]
+
+    def apply(params, x):
+        return model.apply({"params": params}, x)
+
+    return init, apply
+
+
+def _jax_work(init, apply, work: str, x_np: np.ndarray):
+    """The function to run and its arguments: forward ``f(params, x)``, or a train step ``f(params, opt, x)``."""
+    jax, jnp, optax = _jax()
+    x = jnp.asarray(x_np)
+    params = init(x)
+    if work == "forward":
+        return apply, (params, x)
+
+    opt = optax.adam(1e-3)
+
+    def loss(params, x):
+        out, h_n = apply(params, x)
+        return jnp.mean(out**2) + jnp.mean(h_n**2)
+
+    def step(params, opt_state, x):
+        value, grads = jax.value_and_grad(loss)(params, x)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    return step, (params, opt.init(params), x)
+
+
+def _jax_runner(fn, args, work: str, jit: bool, disable_jit: bool = False) -> Prepared:
+    """Run ``fn`` on ``args``, a train step feeding back its new params and optimizer state."""
+    jax, _, _ = _jax()
+    state = list(args)
+    compile_s = peak = None
+    method = None
+    if jit:
+        t0 = time.perf_counter()
+        compiled = jax.jit(fn).lower(*args).compile()
+        compile_s = time.perf_counter() - t0
+        fn = compiled
+        stats = _memory_analysis(compiled)
+        if stats is not None:
+            peak, method = stats, "XLA memory_analysis: arguments + outputs + temporaries"
+
+    def run():
+        if disable_jit:
+            with jax.disable_jit():
+                result = fn(*state)
+        else:
+            result = fn(*state)
+        if work == "train":
+            state[0], state[1] = result[0], result[1]
+        jax.block_until_ready(result)
+
+    return Prepared(run, compile_s, peak, method)
+
+
+def _memory_analysis(compiled) -> int | None:
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # not every backend implements it
+        return None
+    if m is None:
+        return None
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
+
+
+def _build_jaxrnn(impl: str | None, jit: bool, disable_jit: bool = False):
+    def build(shape: Shape, work: str, x: np.ndarray) -> Prepared:
+        init, apply = _jaxrnn_apply(shape, impl)
+        fn, args = _jax_work(init, apply, work, x)
+        return _jax_runner(fn, args, work, jit=jit, disable_jit=disable_jit)
+
+    return build
+
+
+def _build_flax(shape: Shape, work: str, x: np.ndarray) -> Prepared:
+    fn, args = _jax_work(*_flax_apply(shape), work, x)
+    return _jax_runner(fn, args, work, jit=True)
+
+
+# --------------------------------------------------------------------------- torch
+
+
+def torch_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _torch_model(shape: Shape):
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.RNN(
+        shape.inputs, shape.hidden, shape.layers, batch_first=True, bidirectional=shape.bidirectional
+    ).to(torch_device())
+
+
+def _torch_runner(model, work: str, x_np: np.ndarray, compiled: bool) -> Prepared:
+    import torch
+
+    device = torch_device()
+    x = torch.from_numpy(x_np.copy()).to(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    net = model
+    if compiled:
+        try:
+            torch._dynamo.reset()  # a fresh cache per cell: nn.RNN.forward is one code object for all shapes
+            net = torch.compile(model)
+        except Exception as e:  # no compiler, unsupported platform
+            raise Unavailable(f"torch.compile: {type(e).__name__}: {str(e).splitlines()[0][:120]}") from e
+
+    if work == "forward":
+
+        def run():
+            with torch.inference_mode():
+                net(x)
+            sync()
+
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def run():
+            opt.zero_grad(set_to_none=True)
+            out, h_n = net(x)
+            loss = (out**2).mean() + (h_n**2).mean()
+            loss.backward()
+            opt.step()
+            sync()
+
+    compile_s = None
+    if compiled:
+        t0 = time.perf_counter()
+        try:
+            run()
+        except Exception as e:
+            raise Unavailable(f"torch.compile: {type(e).__name__}: {str(e).splitlines()[0][:120]}") from e
+        compile_s = time.perf_counter() - t0
+    peak, method = _torch_peak_memory(run, device)
+    return Prepared(run, compile_s, peak, method)
+
+
+def _torch_peak_memory(run, device: str) -> tuple[int | None, str | None]:
+    """Peak bytes of torch tensors during one call (parameters, inputs and optimizer state included)."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        run()
+        return int(torch.cuda.max_memory_allocated()), "torch.cuda.max_memory_allocated"
+    try:
+        import warnings
+
+        from torch.profiler import ProfilerActivity, profile
+        from torch.profiler._memory_profiler import MemoryProfileTimeline
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with profile(
+                activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True
+            ) as p:
+                run()
+            _, sizes = MemoryProfileTimeline(p._memory_profile())._coalesce_timeline(torch.device("cpu"))
+        return int(np.asarray(sizes).sum(axis=1).max()), "torch.profiler memory timeline (peak of all categories)"
+    except Exception:  # a private API: absent or changed in this torch
+        return None, None
+
+
+def _build_torch(compiled: bool):
+    def build(shape: Shape, work: str, x: np.ndarray) -> Prepared:
+        return _torch_runner(_torch_model(shape), work, x, compiled)
+
+    return build
+
+
+# --------------------------------------------------------------------------- the list
+
+
+def contenders() -> list[Contender]:
+    """All contenders, the headline first. ``jaxrnn jit`` is the layer as a user calls it."""
+    wired = layer_has_impl()
+    out = [
+        Contender("jaxrnn jit", "jax", _build_jaxrnn(None, jit=True), "jaxrnn.RNN (default impl) under jax.jit"),
+    ]
+    if wired:
+        out.append(
+            Contender(
+                "jaxrnn scan jit", "jax", _build_jaxrnn("scan", jit=True), "jaxrnn.RNN(impl='scan'), the reference path"
+            )
+        )
+    else:
+        out.append(
+            Contender(
+                "jaxrnn fused jit",
+                "jax",
+                _build_jaxrnn("fused-direct", jit=True),
+                "jaxrnn._fused.elman_stack on the layer's params (the fast path, not yet the layer's)",
+            )
+        )
+    out += [
+        Contender(
+            "jaxrnn no-jit", "jax", _build_jaxrnn(None, jit=False), "jaxrnn.RNN, primitives dispatched one by one"
+        ),
+        Contender(
+            "jaxrnn disable_jit",
+            "jax",
+            _build_jaxrnn(None, jit=False, disable_jit=True),
+            "jaxrnn.RNN under jax.disable_jit(): the scan as a Python loop",
+        ),
+        Contender("flax jit", "jax", _build_flax, "stack of flax.linen.RNN(SimpleCell) (+ nn.Bidirectional) under jit"),
+        Contender("torch eager", "torch", _build_torch(compiled=False), "torch.nn.RNN"),
+        Contender("torch.compile", "torch", _build_torch(compiled=True), "torch.compile(torch.nn.RNN)"),
+    ]
+    return out
+
+
+BASELINE = "torch eager"
+HEADLINE = "jaxrnn jit"

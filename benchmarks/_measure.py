@@ -1,0 +1,123 @@
+"""Timing: contenders alternated round by round in one process, medians over rounds after warm-up."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+def _time_calls(run: Callable[[], None], number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        run()
+    return (time.perf_counter() - t0) / number
+
+
+def alternate(
+    runners: dict[str, Callable[[], None]],
+    *,
+    budget_s: float,
+    min_rounds: int,
+    max_rounds: int,
+    min_sample_s: float,
+    warmup: int = 1,
+) -> dict[str, dict]:
+    """Time every runner in rounds, one sample of each per round, the order rotating each round.
+
+    After ``warmup`` calls each, one timed call estimates a runner's cost; a sample repeats the
+    call ``number`` times so it lasts at least ``min_sample_s`` (fast calls are not timed alone).
+    The number of rounds fits ``budget_s`` within [min_rounds, max_rounds].
+    Returns, per runner: the per-call seconds of each sample, their median, and ``number``.
+    """
+    names = list(runners)
+    estimate = {}
+    for name in names:
+        for _ in range(warmup):
+            runners[name]()
+        estimate[name] = _time_calls(runners[name], 1)
+    number = {n: max(1, math.ceil(min_sample_s / max(estimate[n], 1e-9))) for n in names}
+    per_round = sum(number[n] * estimate[n] for n in names)
+    rounds = int(min(max_rounds, max(min_rounds, budget_s // max(per_round, 1e-9))))
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            samples[name].append(_time_calls(runners[name], number[name]))
+    return {n: {"samples_s": samples[n], "median_s": float(np.median(samples[n])), "number": number[n]} for n in names}
+
+
+def gemm_runner(n: int, framework: str = "jax") -> tuple[Callable[[], None], float]:
+    """One (n, n) x (n, n) float32 matmul, compiled and warm: (run, flops)."""
+    if framework == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+        b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+        f = jax.jit(jnp.matmul).lower(a, b).compile()
+
+        def run():
+            f(a, b).block_until_ready()
+
+    else:
+        import torch
+
+        from ._contenders import torch_device
+
+        device = torch_device()
+        a = torch.randn(n, n, device=device)
+        b = torch.randn(n, n, device=device)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+        def run():
+            torch.mm(a, b)
+            sync()
+
+    run()
+    return run, 2.0 * n**3
+
+
+def machine() -> dict:
+    """What the numbers were measured on: CPU, cores, load, library versions and thread counts."""
+    import platform
+
+    import jax
+    import torch
+
+    from ._contenders import torch_device
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    device = torch_device()
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jax_backend": jax.default_backend(),
+        "jax_devices": [str(d) for d in jax.devices()],
+        "torch": torch.__version__,
+        "torch_device": device,
+        "torch_threads": torch.get_num_threads(),
+        "load_avg_start": list(os.getloadavg()),
+    }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    import flax
+    import optax
+
+    info["flax"] = flax.__version__
+    info["optax"] = optax.__version__
+    return info

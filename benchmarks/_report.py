@@ -1,0 +1,276 @@
+"""The results as JSON, markdown tables, PNG plots, and the README's benchmark section."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ._contenders import BASELINE, HEADLINE
+
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+MiB = 2**20
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    ms = seconds * 1e3
+    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+
+
+def _num(x: float | None, fmt: str, scale: float = 1.0, missing: str = "n/a") -> str:
+    return missing if x is None else format(x / scale, fmt)
+
+
+def _ratio(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.2f}x"
+
+
+def _cells(results: dict, section: str, work: str) -> list[dict]:
+    return [c for c in results["cells"] if c["section"] == section and c["work"] == work]
+
+
+def _entry(cell: dict, name: str) -> dict | None:
+    return cell["contenders"].get(name)
+
+
+def targets(results: dict) -> list[tuple[str, bool | None, str]]:
+    """The issue's targets, each (what, met or not (None: not measured), the figures behind it)."""
+    out = []
+    train = [c for c in _cells(results, "grid", "train") if _speedup(c, HEADLINE) is not None]
+    if train:
+        speedups = {c["shape"]["name"]: _speedup(c, HEADLINE) for c in train}
+        slower = {k: v for k, v in speedups.items() if v < 1}
+        out.append(
+            (
+                "train: jaxrnn jit faster than torch eager at every grid shape",
+                not slower,
+                "slower at: " + ", ".join(f"{k} ({v:.2f}x)" for k, v in slower.items()) if slower else "all faster",
+            )
+        )
+        med = float(np.median(list(speedups.values())))
+        out.append(("train: median speedup over the grid >= 2x", med >= 2, f"median {med:.2f}x"))
+    fwd = [c for c in _cells(results, "grid", "forward") if _speedup(c, HEADLINE) is not None]
+    if fwd:
+        slower = {c["shape"]["name"]: _speedup(c, HEADLINE) for c in fwd if _speedup(c, HEADLINE) < 1}
+        out.append(
+            (
+                "forward: jaxrnn jit never slower than torch eager",
+                not slower,
+                "slower at: " + ", ".join(f"{k} ({v:.2f}x)" for k, v in slower.items()) if slower else "never slower",
+            )
+        )
+    big = [c for c in _cells(results, "grid", "train") if c["shape"]["name"] == results.get("largest")]
+    if big and _entry(big[0], HEADLINE) and _entry(big[0], HEADLINE).get("gemm_fraction") is not None:
+        frac = _entry(big[0], HEADLINE)["gemm_fraction"]
+        out.append(
+            (
+                "largest shape (train): >= 75% of the GEMM rate",
+                frac >= 0.75,
+                f"{100 * frac:.0f}% ({_entry(big[0], HEADLINE)['gflops']:.1f} of {big[0]['gemm_gflops']:.1f} GFLOP/s)",
+            )
+        )
+    return out
+
+
+def _speedup(cell: dict, name: str) -> float | None:
+    e = _entry(cell, name)
+    return None if e is None else e.get("speedup")
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    names = results["contender_names"]
+    lines = [
+        f"Measured {results['date']} with `{results['command']}`.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores ({m['platform']}); JAX {m['jax']} on {m['jax_backend']} "
+        f"(default threads), torch {m['torch']} on {m['torch_device']}"
+        + (f" ({m['gpu']})" if m.get("gpu") else "")
+        + f" ({m['torch_threads']} threads, its default); flax {m['flax']}, optax {m['optax']}. "
+        f"Load average (1 min) {m['load_avg_start'][0]:.1f} at the start"
+        f"{'' if m['load_avg_start'][0] < 0.5 else ' (other processes were running)'}, "
+        f"{m.get('load_avg_end', [float('nan')])[0]:.1f} at the end.",
+        "",
+        "GEMM rate, one (n, n) x (n, n) float32 matmul: "
+        + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in results["gemm"].items())
+        + f" (n = {results['gemm_n']}).",
+        "",
+        "Cells: median time in ms over rounds that alternate the contenders (speedup over torch eager); "
+        "float32, batch first. Train = forward, loss, backward and one Adam step.",
+        "",
+    ]
+    for section, title in (("grid", "Grid"), ("sweep", "Sequence length sweep")):
+        for work in ("train", "forward"):
+            cells = _cells(results, section, work)
+            if not cells:
+                continue
+            present = [n for n in names if any(_entry(c, n) for c in cells)]
+            lines += [f"### {title}: {work}", ""]
+            lines.append("| shape | " + " | ".join(present) + " |")
+            lines.append("|---|" + "---|" * len(present))
+            for c in cells:
+                row = [c["shape"]["name"]]
+                for n in present:
+                    e = _entry(c, n)
+                    if e is None:
+                        row.append("")
+                    elif e.get("median_s") is None:
+                        row.append("n/a")
+                    else:
+                        row.append(f"{_ms(e['median_s'])} ({_ratio(e.get('speedup'))})")
+                lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+    lines += [f"### {HEADLINE}: throughput, compile time, memory", ""]
+    lines.append("| work | shape | ms | vs torch | GFLOP/s | of GEMM | compile s | peak MiB |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for work in ("train", "forward"):
+        for c in _cells(results, "grid", work):
+            e = _entry(c, HEADLINE)
+            if not e or e.get("median_s") is None:
+                continue
+            lines.append(
+                f"| {work} | {c['shape']['name']} | {_ms(e['median_s'])} | {_ratio(e.get('speedup'))} | "
+                f"{e['gflops']:.1f} | {100 * e['gemm_fraction']:.0f}% | "
+                f"{_num(e.get('compile_s'), '.2f')} | {_num(e.get('peak_bytes'), '.1f', MiB)} |"
+            )
+    lines.append("")
+    tgt = targets(results)
+    if tgt:
+        lines += ["### Targets (CPU, float32)", ""]
+        for what, met, detail in tgt:
+            lines.append(f"- {'met' if met else 'MISSED'}: {what}: {detail}")
+        lines.append("")
+    notes = results.get("unavailable", {})
+    if notes:
+        lines += ["### Not measured", ""]
+        for name, why in sorted(notes.items()):
+            lines.append(f"- {name}: {why}")
+        lines.append("")
+    lines += [
+        "FLOPs: 2·N·H·(I_l + H) per step per layer-direction (I_l = D·H above layer 0) forward, 3x that for a "
+        "training step; GFLOP/s = FLOPs / median time; 'of GEMM' divides by the JAX GEMM rate measured "
+        "alternating with the contenders in the same cell. Peak memory: JAX jit from XLA's memory_analysis "
+        "(arguments + outputs + temporaries), torch from "
+        + (
+            "torch.cuda.max_memory_allocated."
+            if m["torch_device"] == "cuda"
+            else "the torch profiler's memory timeline (peak of all tensor categories)."
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def details_markdown(results: dict) -> str:
+    lines = [
+        "| section | work | shape | contender | ms | vs torch | GFLOP/s | of GEMM | compile s | peak MiB | rounds |"
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in results["cells"]:
+        for name, e in c["contenders"].items():
+            if e.get("median_s") is None:
+                lines.append(
+                    f"| {c['section']} | {c['work']} | {c['shape']['name']} | {name} | n/a: {e['error']} |||||||"
+                )
+                continue
+            lines.append(
+                f"| {c['section']} | {c['work']} | {c['shape']['name']} | {name} | {_ms(e['median_s'])} | "
+                f"{_ratio(e.get('speedup'))} | {e['gflops']:.2f} | {100 * e['gemm_fraction']:.1f}% | "
+                f"{_num(e.get('compile_s'), '.2f', missing='')} | {_num(e.get('peak_bytes'), '.1f', MiB, '')} | "
+                f"{len(e['samples_s'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plots(results: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    names = results["contender_names"]
+    sweep = {w: _cells(results, "sweep", w) for w in ("train", "forward")}
+    if any(sweep.values()):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+        for ax, (work, cells) in zip(axes, sweep.items()):
+            for n in names:
+                pts = [
+                    (c["shape"]["steps"], _entry(c, n)["median_s"] * 1e3)
+                    for c in cells
+                    if _entry(c, n) and _entry(c, n).get("median_s") is not None
+                ]
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", label=n)
+            if cells:
+                ax.set_title(f"{work}: {cells[0]['shape']['name'].split(' ', 2)[2]} (N={cells[0]['shape']['batch']})")
+            ax.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="median ms")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].legend(fontsize=8)
+        path = out / "time_vs_T.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    grid = {w: _cells(results, "grid", w) for w in ("train", "forward")}
+    if any(grid.values()):
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
+        others = [n for n in names if n != BASELINE]
+        for ax, (work, cells) in zip(axes, grid.items()):
+            width = 0.8 / max(1, len(others))
+            for i, n in enumerate(others):
+                xs, ys = [], []
+                for j, c in enumerate(cells):
+                    s = _speedup(c, n)
+                    if s is not None:
+                        xs.append(j + (i - (len(others) - 1) / 2) * width)
+                        ys.append(s)
+                ax.bar(xs, ys, width, label=n)
+            ax.axhline(1.0, color="k", lw=0.8)
+            ax.set_xticks(range(len(cells)), [c["shape"]["name"].replace(" ", "\n", 2) for c in cells], fontsize=7)
+            ax.set(yscale="log", ylabel="speedup over torch eager", title=work)
+            ax.grid(True, axis="y", which="both", alpha=0.3)
+        axes[0].legend(fontsize=7)
+        path = out / "speedup.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write(results: dict, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(results, indent=1))
+    (out / "bench.md").write_text(markdown(results))
+    (out / "details.md").write_text(details_markdown(results))
+    return [out / "bench.json", out / "bench.md", out / "details.md", *plots(results, out)]
+
+
+def update_readme(readme: Path, results_dir: Path) -> None:
+    """Put results_dir/bench.md between the README's bench markers (placed before '## Development', else at the end)."""
+    table = (results_dir / "bench.md").read_text()
+    rel = results_dir.relative_to(readme.parent) if results_dir.is_relative_to(readme.parent) else results_dir
+    section = (
+        f"{README_START}\n## Benchmarks\n\n"
+        "`make bench` (`python -m benchmarks`) measures jaxrnn under jit, without jit and under "
+        "`jax.disable_jit()`, a plain Flax RNN stack, `torch.nn.RNN` and `torch.compile` of it, and writes "
+        f"`{rel}/` (JSON, markdown, plots); `python -m benchmarks --update-readme` copies the latest table here. "
+        "Notes on what was tried and what it gave: `benchmarks/NOTES.md`.\n\n"
+        f"{table}\n"
+        f"![time vs sequence length]({rel}/time_vs_T.png)\n![speedup per shape]({rel}/speedup.png)\n"
+        f"{README_END}"
+    )
+    text = readme.read_text() if readme.exists() else ""
+    if README_START in text and README_END in text:
+        text = re.sub(re.escape(README_START) + r".*?" + re.escape(README_END), lambda _: section, text, flags=re.S)
+    elif "\n## Development" in text:
+        i = text.index("\n## Development")
+        text = text[: i + 1] + section + "\n\n" + text[i + 1 :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    readme.write_text(text)
