@@ -74,6 +74,7 @@ class Embedding(nn.Module):
 
     num_embeddings: int
     embedding_dim: int
+    dtype: Any = None
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
@@ -96,4 +97,4 @@ class Embedding(nn.Module):
         weight = self.param(
             "weight", nn.initializers.normal(stddev=1.0), (self.num_embeddings, self.embedding_dim), self.param_dtype
         )
-        return jnp.take(weight, ids, axis=0)
+        return jnp.take(weight if self.dtype is None else weight.astype(self.dtype), ids, axis=0)

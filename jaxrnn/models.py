@@ -2,10 +2,13 @@
 
 All are batch-first, as in the lesson. ``jaxrnn.from_torch(torch_model.state_dict(), model)``
 gives the variables that make each compute what its PyTorch twin computes. Every model takes
-``cell`` ('rnn', the lesson's, 'lstm' or 'gru'); an LSTM's final state is its h_n.
+``cell`` ('rnn', the lesson's, 'lstm' or 'gru'; an LSTM's final state is its h_n) and the
+keyword extras ``dtype`` (computation) and ``param_dtype`` (parameters), passed to every layer.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -26,7 +29,7 @@ _RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 def _recurrent(owner: nn.Module, *args, **kwargs) -> nn.Module:
     """RNN, LSTM or GRU by the owner's ``cell`` name."""
     _checks.one_of("cell", owner.cell, tuple(_RECURRENT), type(owner).__name__)
-    return _RECURRENT[owner.cell](*args, **kwargs)
+    return _RECURRENT[owner.cell](*args, dtype=owner.dtype, param_dtype=owner.param_dtype, **kwargs)
 
 
 def _hidden(state) -> Array:
@@ -51,10 +54,12 @@ class RNNClassifier(nn.Module):
     num_classes: int
     num_layers: int = 1
     cell: str = "rnn"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         self.rnn = _recurrent(self, self.input_size, self.hidden_size, num_layers=self.num_layers, batch_first=True)
-        self.fc = Linear(self.hidden_size, self.num_classes)
+        self.fc = Linear(self.hidden_size, self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype)
 
     def _example_input(self) -> Array:
         return jnp.zeros((1, 1, self.input_size))
@@ -80,10 +85,12 @@ class RNNSeq2Seq(nn.Module):
     hidden_size: int
     output_size: int
     cell: str = "rnn"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         self.rnn = _recurrent(self, self.input_size, self.hidden_size, batch_first=True)
-        self.fc = Linear(self.hidden_size, self.output_size)
+        self.fc = Linear(self.hidden_size, self.output_size, dtype=self.dtype, param_dtype=self.param_dtype)
 
     def _example_input(self) -> Array:
         return jnp.zeros((1, 1, self.input_size))
@@ -106,10 +113,12 @@ class SinPredictor(nn.Module):
     """
 
     cell: str = "rnn"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         self.rnn = _recurrent(self, 1, 32, batch_first=True)
-        self.fc = Linear(32, 1)
+        self.fc = Linear(32, 1, dtype=self.dtype, param_dtype=self.param_dtype)
 
     def _example_input(self) -> Array:
         return jnp.zeros((1, 1, 1))
@@ -139,13 +148,20 @@ class CharRNN(nn.Module):
     num_classes: int
     bidirectional: bool = False
     cell: str = "rnn"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
-        self.embedding = Embedding(self.vocab_size, self.embed_size)
+        self.embedding = Embedding(self.vocab_size, self.embed_size, dtype=self.dtype, param_dtype=self.param_dtype)
         self.rnn = _recurrent(
             self, self.embed_size, self.hidden_size, batch_first=True, bidirectional=self.bidirectional
         )
-        self.fc = Linear(self.hidden_size * (2 if self.bidirectional else 1), self.num_classes)
+        self.fc = Linear(
+            self.hidden_size * (2 if self.bidirectional else 1),
+            self.num_classes,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+        )
 
     def _example_input(self) -> Array:
         return jnp.zeros((1, 1), jnp.int32)
