@@ -43,19 +43,33 @@ def _to_numpy(value: Any, key: str) -> np.ndarray:
     return np.asarray(value)
 
 
-def _expected_shapes(module: nn.Module) -> dict[tuple[str, ...], tuple[int, ...]]:
-    shapes = jax.eval_shape(module.init, jax.random.key(0), module._example_input())
-    return {path: tuple(leaf.shape) for path, leaf in traverse_util.flatten_dict(shapes["params"]).items()}
+def _expected_shapes(like: Any, example_args: tuple) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """The parameter shapes of a module (initialised abstractly) or of a variables/params tree."""
+    if isinstance(like, nn.Module):
+        if not example_args:
+            if not hasattr(type(like), "_example_input"):
+                raise TypeError(
+                    f"from_torch: give an example input for {type(like).__name__}, as in "
+                    "from_torch(state_dict, module, x), or pass its variables instead of the module"
+                )
+            example_args = (like._example_input(),)
+        like = jax.eval_shape(like.init, jax.random.key(0), *example_args)
+    if not isinstance(like, Mapping):
+        raise TypeError(f"from_torch: `module` must be a Flax module or a variables tree, got {type(like).__name__}")
+    params = like["params"] if "params" in like else like
+    return {path: tuple(leaf.shape) for path, leaf in traverse_util.flatten_dict(dict(params)).items()}
 
 
-def from_torch(state_dict: Mapping[str, Any], module: nn.Module | None = None) -> dict:
+def from_torch(state_dict: Mapping[str, Any], module: nn.Module | Mapping | None = None, *example_args) -> dict:
     """Turn a PyTorch ``state_dict`` into the ``variables`` of the matching jaxrnn module.
 
     Args:
       state_dict: torch's ``model.state_dict()``: str keys to torch tensors or numpy arrays
         (torch is never imported; numpy arrays need no torch installed).
-      module: the jaxrnn module the weights are for. When given, every key must exist in it with
-        torch's shape: unknown keys, missing keys and wrong shapes raise errors naming the key.
+      module: what the weights are for: a jaxrnn module, any Flax module followed by an example
+        input (``from_torch(sd, my_model, x)``), or a variables tree (``my_model.init(...)`` or its
+        ``jax.eval_shape``). When given, every key must exist there with torch's shape: unknown
+        keys, missing keys and wrong shapes raise errors naming the key.
 
     Returns:
       ``{'params': nested dict of jax arrays}``, ready for ``module.apply``. The values keep
@@ -77,8 +91,8 @@ def from_torch(state_dict: Mapping[str, Any], module: nn.Module | None = None) -
             raise TypeError(f"from_torch: state_dict keys must be str, got {key!r}")
         flat[_to_path(key)] = _to_numpy(value, key)
     if module is not None:
-        expected = _expected_shapes(module)
-        name = type(module).__name__
+        expected = _expected_shapes(module, example_args)
+        name = type(module).__name__ if isinstance(module, nn.Module) else "the given variables"
         unknown = sorted(_to_key(p) for p in flat.keys() - expected.keys())
         missing = sorted(_to_key(p) for p in expected.keys() - flat.keys())
         if unknown:

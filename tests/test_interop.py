@@ -75,3 +75,26 @@ def test_to_torch_on_grads_matches_torch_grad_names():
     assert list(exported) == [k for k, _ in rnn_t.named_parameters()]
     for key, p in rnn_t.named_parameters():
         np.testing.assert_allclose(exported[key], p.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+def test_from_torch_checks_any_flax_module_given_an_example_or_variables():
+    import flax.linen as fnn
+
+    class Wrapper(fnn.Module):
+        @fnn.compact
+        def __call__(self, x):
+            return jaxrnn.RNN(2, 3, name="rnn")(x)[0]
+
+    sd = {f"rnn.{k}": v for k, v in state_dict_numpy(torch.nn.RNN(2, 3)).items()}
+    x = np.zeros((4, 1, 2), np.float32)
+    variables = jaxrnn.from_torch(sd, Wrapper(), x)
+    np.testing.assert_array_equal(variables["params"]["rnn"]["l0"]["weight_ih"], sd["rnn.weight_ih_l0"])
+    template = Wrapper().init(jax.random.key(0), x)
+    jax.tree.map(np.testing.assert_array_equal, jaxrnn.from_torch(sd, template), variables)
+    with pytest.raises(
+        TypeError, match=r"give an example input for Wrapper, as in from_torch\(state_dict, module, x\)"
+    ):
+        jaxrnn.from_torch(sd, Wrapper())
+    del sd["rnn.bias_hh_l0"]
+    with pytest.raises(ValueError, match=r"missing key\(s\) for the given variables: \['rnn.bias_hh_l0'\]"):
+        jaxrnn.from_torch(sd, template)

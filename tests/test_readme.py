@@ -1,4 +1,5 @@
-"""The README's Python examples run as written, in order, and say what they print."""
+"""The Python examples of README.md and docs/porting.md run as written, in order, and print what
+their comments say."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ import io
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-
-
-def test_readme_python_examples_run_and_print_their_comments():
-    blocks = _python_blocks()
+@pytest.mark.parametrize("page", ["README.md", "docs/porting.md"])
+def test_python_examples_run_and_print_their_comments(page):
+    README = ROOT / page
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert len(blocks) >= 3
     namespace: dict = {}
     for block in blocks:
