@@ -62,7 +62,7 @@ def cases(draw):
     }
 
 
-# derandomize: CI sees the same 30 examples each run; run with --hypothesis-seed=N to explore others
+# derandomize: CI sees the same 30 examples on every run; drop it locally to explore new ones
 @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_random_configurations_match_torch_or_raise_the_documented_error(case):
