@@ -1,0 +1,183 @@
+"""The training API: losses and metric against torch.nn, the history, the progress bar, and every
+argument error with its message."""
+
+from __future__ import annotations
+
+import io
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from _compare import assert_close
+
+import jaxrnn
+import jaxrnn.models
+from jaxrnn._progress import ProgressBar
+
+rng = np.random.default_rng(3)
+
+
+def test_mse_loss_matches_torch():
+    pred, target = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    expected = torch.nn.MSELoss()(torch.from_numpy(pred), torch.from_numpy(target)).item()
+    assert_close(jaxrnn.mse_loss(jnp.asarray(pred), jnp.asarray(target)), expected)
+
+
+def test_mse_loss_of_a_squeezed_batch_of_one_matches_torch():
+    """SinPredictor squeezes a batch of one to a scalar; torch's MSELoss of it against y (1,)."""
+    pred, target = rng.standard_normal(()), rng.standard_normal((1,))
+    with pytest.warns(UserWarning):  # torch broadcasts and warns
+        expected = torch.nn.MSELoss()(torch.tensor(pred), torch.from_numpy(target)).item()
+    assert_close(jaxrnn.mse_loss(jnp.asarray(pred), jnp.asarray(target)), expected)
+
+
+def test_mse_loss_refuses_a_broadcast():
+    with pytest.raises(ValueError, match=r"same shape \(up to size-1 axes\), got \(4, 1\) and \(3,\)"):
+        jaxrnn.mse_loss(jnp.zeros((4, 1)), jnp.zeros(3))
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (3, 5, 4)])
+def test_cross_entropy_loss_matches_torch(shape):
+    """(batch, C) as nn.CrossEntropyLoss; (batch, seq, C) as the loss over all batch * seq tokens."""
+    logits = rng.standard_normal(shape)
+    labels = rng.integers(0, shape[-1], shape[:-1])
+    expected = torch.nn.CrossEntropyLoss()(
+        torch.from_numpy(logits).reshape(-1, shape[-1]), torch.from_numpy(labels).reshape(-1)
+    ).item()
+    assert_close(jaxrnn.cross_entropy_loss(jnp.asarray(logits), jnp.asarray(labels)), expected)
+
+
+def test_cross_entropy_loss_errors():
+    with pytest.raises(ValueError, match=r"got logits \(3, 4\) and labels \(4,\)"):
+        jaxrnn.cross_entropy_loss(jnp.zeros((3, 4)), jnp.zeros(4, jnp.int32))
+    with pytest.raises(TypeError, match="integer class ids, got dtype float"):
+        jaxrnn.cross_entropy_loss(jnp.zeros((3, 4)), jnp.zeros(3))
+
+
+def test_accuracy_matches_numpy():
+    logits = rng.standard_normal((7, 9, 3))
+    labels = rng.integers(0, 3, (7, 9))
+    expected = np.mean(np.argmax(logits, -1) == labels)
+    assert float(jaxrnn.accuracy(jnp.asarray(logits), jnp.asarray(labels))) == expected
+
+
+def test_global_norm_matches_numpy():
+    tree = {"a": rng.standard_normal((3, 4)), "b": {"c": rng.standard_normal(5)}}
+    expected = np.sqrt(np.sum(tree["a"] ** 2) + np.sum(tree["b"]["c"] ** 2))
+    assert_close(jaxrnn.global_norm(jax.tree.map(jnp.asarray, tree)), expected)
+
+
+def _setup(n=24):
+    x, y = jaxrnn.data.generate_sin_data(6, n, seed=0)
+    model = jaxrnn.models.SinPredictor()
+    return model, model.init(jax.random.key(0), x[:1]), x, y
+
+
+def test_train_history_and_batch_of_one():
+    """25 examples in batches of 8: the last batch holds one example (a scalar prediction)."""
+    model, variables, x, y = _setup(25)
+    result = jaxrnn.train(model, variables, (x, y), loss="mse", epochs=2, batch_size=8, learning_rate=0.01,
+                          metric="mse", progress=False)
+    h = result.history
+    assert isinstance(h, jaxrnn.History) and h.metric == "mse"
+    assert len(h.loss) == len(h.grad_norm) == len(h.train_metric) == 2
+    assert len(h.step_loss) == len(h.step_grad_norm) == 2 * 4
+    assert h.test_loss == [] and h.test_metric == []
+    # the epoch loss is the batch losses weighted by batch size
+    np.testing.assert_allclose(h.loss[0], np.dot([8, 8, 8, 1], h.step_loss[:4]) / 25, rtol=1e-6)
+    np.testing.assert_allclose(h.grad_norm[1], np.mean(h.step_grad_norm[4:]), rtol=1e-6)
+    # the metric is the loss here, so the two records agree
+    np.testing.assert_allclose(h.train_metric, h.loss, rtol=1e-6)
+    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), result.variables, variables)
+    assert max(jax.tree.leaves(moved)) > 0
+
+
+def test_train_is_deterministic_for_a_seed_and_depends_on_it():
+    model, variables, x, y = _setup()
+    kwargs = dict(loss="mse", epochs=2, batch_size=5, learning_rate=0.01, progress=False)
+    a = jaxrnn.train(model, variables, (x, y), seed=1, **kwargs).history.step_loss
+    b = jaxrnn.train(model, variables, (x, y), seed=1, **kwargs).history.step_loss
+    c = jaxrnn.train(model, variables, (x, y), seed=2, **kwargs).history.step_loss
+    assert a == b
+    assert a != c
+
+
+def test_train_shows_a_progress_bar(capsys):
+    model, variables, x, y = _setup()
+    jaxrnn.train(model, variables, (x, y), loss="mse", epochs=2, batch_size=12, learning_rate=0.01,
+                 test_data=(x, y), desc="sine demo")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("sine demo ")
+    assert lines[-1].startswith("sine demo 100%|") and "4/4" in lines[-1] and "test_loss=" in lines[-1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(epochs=0), ValueError, "`epochs` must be a positive int, got 0"),
+        (dict(epochs=1.5), TypeError, r"`epochs` must be a positive int, got 1.5 \(float\)"),
+        (dict(batch_size=True), TypeError, r"`batch_size` must be a positive int, got True \(bool\)"),
+        (dict(learning_rate=-0.1), ValueError, "`learning_rate` must be a positive finite number, got -0.1"),
+        (dict(learning_rate=float("nan")), ValueError, "`learning_rate` must be a positive finite number, got nan"),
+        (dict(clip_norm=0.0), ValueError, "`clip_norm` must be a positive finite number, got 0.0"),
+        (dict(optimizer="rmsprop"), ValueError, "`optimizer` must be 'adam' or 'sgd', got 'rmsprop'"),
+        (dict(loss="l1"), ValueError, r"`loss` must be one of \['cross_entropy', 'mse'\] or a function, got 'l1'"),
+        (dict(loss=3), TypeError, r"`loss` must be one of .* or a function, got int"),
+        (dict(metric="f1"), ValueError, r"`metric` must be one of \['accuracy', 'mse'\] or a function, got 'f1'"),
+        (dict(seed=-1), TypeError, "`seed` must be a non-negative int, got -1"),
+        (dict(train_data=(np.zeros((3, 6, 1)), np.zeros(4))), ValueError,
+         "x and y must have the same number of examples, got 3 and 4"),
+        (dict(train_data=np.zeros((3, 6, 1))), TypeError,
+         r"`train_data` must be a pair \(x, y\) of arrays, got ndarray"),
+        (dict(test_data=(np.zeros((0, 6, 1)), np.zeros(0))), ValueError, "`test_data` is empty"),
+        (dict(variables={"weights": {}}), TypeError, "`variables` must be a mapping with a 'params' entry"),
+        (dict(model=lambda x: x), TypeError, "`model` must be a flax.linen Module, got function"),
+    ],
+)
+def test_train_rejects_bad_arguments(kwargs, error, message):
+    model, variables, x, y = _setup()
+    args = dict(model=model, variables=variables, train_data=(x, y), loss="mse", epochs=1, batch_size=4,
+                learning_rate=0.01, progress=False)
+    args.update(kwargs)
+    with pytest.raises(error, match=message):
+        jaxrnn.train(args.pop("model"), args.pop("variables"), args.pop("train_data"), **args)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_in_a_log_writes_the_first_step_and_each_quarter():
+    stream = io.StringIO()
+    with ProgressBar(8, "job", stream=stream) as bar:
+        for i in range(8):
+            bar.update(loss=float(i))
+    lines = stream.getvalue().splitlines()
+    assert [line.split("|")[0] for line in lines] == ["job  12%", "job  25%", "job  50%", "job  75%", "job 100%"]
+    assert lines[-1].endswith("loss=7]") and "8/8" in lines[-1]
+
+
+def test_progress_bar_on_a_terminal_redraws_one_line():
+    stream = _Terminal()
+    with ProgressBar(3, "job", stream=stream, min_interval=0.0) as bar:
+        for _ in range(3):
+            bar.update()
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert text.count("\r") == 4  # three updates and the final draw
+    assert text.rstrip("\n").split("\r")[-1].startswith("job 100%|" + "#" * 24 + "| 3/3")
+
+
+def test_progress_bar_disabled_writes_nothing():
+    stream = io.StringIO()
+    with ProgressBar(3, stream=stream, enabled=False) as bar:
+        bar.update(3)
+    assert stream.getvalue() == "" and bar.count == 3
+
+
+def test_progress_bar_rejects_a_bad_total():
+    with pytest.raises(ValueError, match="`total` must be a non-negative int, got -1"):
+        ProgressBar(-1)
