@@ -71,12 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     frameworks = _exercises.check_framework(args.framework)
     if "torch" in frameworks:
         try:
-            torch = _exercises.load_torch()[0]
+            _exercises.load_torch()
         except ImportError as err:
             parser.error(f"argument --framework: {args.framework!r} needs PyTorch, which cannot be imported: {err}")
-        # one thread: these RNNs are tiny, and intra-op threads cost far more than they gain on a
-        # few shared cores
-        torch.set_num_threads(1)
     try:
         from ._plots import require_matplotlib
 

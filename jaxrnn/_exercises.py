@@ -13,6 +13,8 @@ JAX model is initialised with ``seed`` and its weights are loaded into the torch
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import numbers
 import time
@@ -88,6 +90,26 @@ def load_torch():
             f"the PyTorch side (--framework torch/both) needs torch: pip install 'jaxrnn[torch]' ({err})"
         ) from err
     return torch, torch_models, torch_train
+
+
+def _single_threaded_torch(exercise):
+    """Run ``exercise`` with PyTorch on one intra-op thread when it uses PyTorch (restored after).
+
+    These RNNs are tiny: on a few shared cores torch's intra-op threads cost far more than they
+    gain (a SinPredictor step took ~3 ms on one thread and ~100-400 ms on two busy cores).
+    """
+
+    @functools.wraps(exercise)
+    def run(*args, framework: str = "jax", **kwargs):
+        with contextlib.ExitStack() as stack:
+            if framework in ("torch", "both"):
+                torch = load_torch()[0]
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+                stack.callback(torch.set_num_threads, threads)
+            return exercise(*args, framework=framework, **kwargs)
+
+    return run
 
 
 def _check_options(epochs, seed) -> None:
@@ -176,6 +198,7 @@ def _explain_shapes(cfg: dict, x_shape: tuple, out_shape: tuple, hn_shape: tuple
     ]
 
 
+@_single_threaded_torch
 def shapes(out: Path, *, framework: str = "jax", seed: int = 0, epochs=None, quick: bool = False,
            progress: bool = True) -> ExerciseResult:
     """Exercise 1: the shapes of ``output`` and ``h_n`` for the lesson's configurations.
@@ -260,7 +283,7 @@ def shapes(out: Path, *, framework: str = "jax", seed: int = 0, epochs=None, qui
 
 def _sine_settings(epochs, seed, quick):
     if quick:
-        s = dict(seq_len=15, n_train=128, n_test=64, batch_size=32, lr=0.01, epochs=8, sweep=(8, 15, 30))
+        s = dict(seq_len=15, n_train=128, n_test=64, batch_size=32, lr=0.01, epochs=8, sweep=(8, 15))
     else:
         s = dict(seq_len=30, n_train=1000, n_test=200, batch_size=32, lr=0.005, epochs=50, sweep=(30, 100, 300))
     if epochs is not None:
@@ -275,6 +298,7 @@ def _input_grad_profile(model, variables, x, y) -> np.ndarray:
     return np.asarray(jnp.mean(jnp.abs(grad[..., 0]), axis=0))
 
 
+@_single_threaded_torch
 def sine(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None = None, quick: bool = False,
          progress: bool = True) -> ExerciseResult:
     """Exercise 2: SinPredictor on the lesson's sine data, MSE + Adam, then a seq_len sweep.
@@ -394,6 +418,7 @@ def _sentiment_settings(epochs, seed, quick):
     return s
 
 
+@_single_threaded_torch
 def sentiment(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None = None, quick: bool = False,
               progress: bool = True) -> ExerciseResult:
     """Exercise 3: a bidirectional CharRNN (final forward and backward states concatenated) on
@@ -507,6 +532,7 @@ def _large_weights(variables, std: float, seed: int) -> dict[str, np.ndarray]:
             for k, v in to_torch(variables).items()}
 
 
+@_single_threaded_torch
 def clipping(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None = None, quick: bool = False,
              progress: bool = True) -> ExerciseResult:
     """Exercise 4: exploding gradients in a 5-layer RNN over 100 steps, and clipping.
@@ -708,6 +734,7 @@ def _tagging_settings(epochs, seed, quick):
     return s
 
 
+@_single_threaded_torch
 def tagging(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None = None, quick: bool = False,
             progress: bool = True) -> ExerciseResult:
     """Exercise 5: RNNSeq2Seq tags every element of an integer sequence with ``element % 3``.

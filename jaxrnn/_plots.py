@@ -118,7 +118,10 @@ def seq_len_sweep(
     right.set(yscale="log", xlabel="steps between input x_t and the end of the sequence", ylabel="mean |dL/dx_t|")
     right.set_title("How much each input step moves the loss (JAX, trained models)", fontsize=10)
     right.grid(alpha=0.3, which="both")
-    right.legend()
+    if input_grads:
+        right.legend()
+    else:
+        right.text(0.5, 0.5, "(JAX not run)", transform=right.transAxes, ha="center")
     return _save(fig, path)
 
 

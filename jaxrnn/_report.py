@@ -102,7 +102,7 @@ def write_report(
     for result in results:
         lines += ["", f"## {result.title}", "", f"Wall time: {result.wall_s:.1f} s.", "", *result.report, ""]
         for filename, caption in result.figures:
-            lines += [f"![{caption}]({filename})", "", f"*{caption}*", ""]
+            lines += [f"![{Path(filename).stem}]({filename})", "", f"*{caption}*", ""]
     lines += ["## All metrics (metrics.json)", "", "| key | value |", "|---|---|"]
     lines += [f"| `{k}` | {_fmt(v)} |" for k, v in metrics.items()]
     path = Path(path)

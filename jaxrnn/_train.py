@@ -8,6 +8,7 @@ weights, data and seed, both frameworks take the same steps.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -48,15 +49,24 @@ TORCH_CLIP_EPS = 1e-6
 def mse_loss(pred: Array, target: Array) -> Array:
     """Mean squared error over every entry, as ``torch.nn.MSELoss()``.
 
-    pred and target must have the same shape (torch would broadcast, with a warning; a
-    broadcast here is almost always a bug, so it is refused).
+    pred and target must have the same shape up to axes of size 1: the lesson's SinPredictor
+    ``squeeze()``-s a batch of one to a scalar, and the loss of that scalar against a target of
+    shape (1,) is what torch computes. Any other broadcast (torch would warn and broadcast) is
+    refused, since it is almost always a bug: (batch, 1) against (batch,) would give a
+    (batch, batch) matrix of differences.
 
     >>> import jax.numpy as jnp
     >>> float(mse_loss(jnp.array([1.0, 2.0]), jnp.array([0.0, 4.0])))
     2.5
     """
     if pred.shape != target.shape:
-        raise ValueError(f"mse_loss: `pred` and `target` must have the same shape, got {pred.shape} and {target.shape}")
+        squeezed = tuple(d for d in pred.shape if d != 1), tuple(d for d in target.shape if d != 1)
+        if squeezed[0] != squeezed[1]:
+            raise ValueError(
+                f"mse_loss: `pred` and `target` must have the same shape (up to size-1 axes), "
+                f"got {pred.shape} and {target.shape}"
+            )
+        pred = jnp.reshape(pred, target.shape)
     return jnp.mean(jnp.square(pred - target.astype(pred.dtype)))
 
 
@@ -90,7 +100,8 @@ def accuracy(logits: Array, labels: Array) -> Array:
     """
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"accuracy: expected labels of shape {logits.shape[:-1]}, got {labels.shape}")
-    return jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
+    # float64 when x64 is on (k / n exactly, as torch's .sum() / numel), float32 otherwise
+    return jnp.mean(jnp.argmax(logits, axis=-1) == labels, dtype=jax.dtypes.canonicalize_dtype(jnp.float64))
 
 
 _LOSSES: dict[str, LossFn] = {"mse": mse_loss, "cross_entropy": cross_entropy_loss}
@@ -321,10 +332,9 @@ def train(
     batch_size = _positive_int("batch_size", batch_size, owner)
     if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)) or seed < 0:
         raise TypeError(f"{owner}: `seed` must be a non-negative int, got {seed!r}")
-    tx = make_optimizer(learning_rate, clip_norm, optimizer)
     loss_fn = _resolve("loss", loss, _LOSSES)
     metric_fn = None if metric is None else _resolve("metric", metric, _METRICS)
-    step = make_train_step(model, loss_fn, tx, metric_fn)
+    tx, step = _cached_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer)
 
     variables = dict(variables)
     opt_state = tx.init(variables["params"])
@@ -360,16 +370,18 @@ def train(
     return TrainResult(variables, history)
 
 
-_APPLY_CACHE: dict[int, tuple[nn.Module, Callable]] = {}
+@functools.lru_cache(maxsize=64)
+def _cached_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer):
+    """The optimizer and its jitted step, shared by train() calls with the same configuration
+    (Flax modules compare and hash by their fields), so repeated runs compile once."""
+    tx = make_optimizer(learning_rate, clip_norm, optimizer)
+    return tx, make_train_step(model, loss_fn, tx, metric_fn)
 
 
+@functools.lru_cache(maxsize=64)
 def _jitted_apply(model: nn.Module) -> Callable:
-    """One jitted ``model.apply`` per module object (kept alive with it)."""
-    entry = _APPLY_CACHE.get(id(model))
-    if entry is None or entry[0] is not model:
-        entry = (model, jax.jit(model.apply))
-        _APPLY_CACHE[id(model)] = entry
-    return entry[1]
+    """One jitted ``model.apply`` per module configuration."""
+    return jax.jit(model.apply)
 
 
 def _name(fn) -> str | None:
