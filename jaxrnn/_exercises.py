@@ -653,7 +653,7 @@ def clipping(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | 
     _plots.curves(out / "clipping_loss.png", {k: h["loss"] for k, h in histories.items()}, styles=styles, logy=True,
                   xlabel="epoch", ylabel="training MSE (epoch mean)",
                   title=f"Exercise 4: {s['num_layers']}-layer RNN, {s['seq_len']} steps, weights N(0, "
-                        f"{s['weight_std']}^2): with and without clipping at {s['max_norm']}")
+                        f"{s['weight_std']}^2),\nwith and without clipping at {s['max_norm']}")
     _plots.curves(out / "clipping_grad_norm.png", {k: h["step_grad_norm"] for k, h in histories.items()},
                   styles=styles, logy=True, xlabel="step", ylabel="global gradient norm before clipping",
                   title="Exercise 4: gradient norm at every step", hline=(s["max_norm"], "max_norm"))
@@ -703,8 +703,8 @@ def clipping(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | 
         "What the numbers show. With weights from N(0, 2^2) the recurrent Jacobians have norms far above 1, "
         "and the gradient reaching the first layer grows by orders of magnitude per step back in time: its "
         "global norm is astronomically large (in float32 its square overflows to inf, which is why this "
-        "exercise runs in float64). Clipping rescales the whole gradient to norm 1, so every update "
-        "has a bounded size and the weights stay where they started (compare the weight norms). "
+        "exercise runs in float64). Clipping rescales the whole gradient to norm 1, so an SGD step moves "
+        "the weights by at most lr * 1 and they stay near where they started (compare the weight norms). "
         "Without clipping, plain SGD's first step is lr times that norm: it throws the recurrent weights "
         "to huge values, every tanh saturates, the gradient through the RNN vanishes (the norm drops to ~1 "
         "after one step) and only the Linear layer on top keeps learning a frozen, saturated network. "

@@ -62,10 +62,18 @@ def curves(
         ax.axhline(hline[0], color="gray", linestyle=":", label=hline[1])
     if logy:
         ax.set_yscale("log")
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.xaxis.set_major_locator(_integer_locator())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _integer_locator():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def sine_predictions(path: Path, x: np.ndarray, y: np.ndarray, predictions: Mapping[str, np.ndarray]) -> Path:
@@ -106,6 +114,7 @@ def seq_len_sweep(
         left.plot(seq_lens, values, marker="o", label=fw, **STYLES[fw])
     left.set(xscale="log", yscale="log", xlabel="seq_len", ylabel="test MSE")
     left.set_xticks(list(seq_lens), [str(s) for s in seq_lens])
+    left.set_xticks([], minor=True)
     same = len(set(epochs)) == 1
     trained = (f"{epochs[0]} epochs each" if same
                else "epochs " + ", ".join(f"{s}: {e}" for s, e in zip(seq_lens, epochs)))
@@ -135,10 +144,12 @@ def shapes(path: Path, output: np.ndarray, h_n: np.ndarray, hidden_size: int, nu
     left.axhline(hidden_size - 0.5, color="black", linewidth=1)
     left.add_patch(_rect(plt, seq_len - 1.5, -0.5, 1, hidden_size, "lime"))
     left.add_patch(_rect(plt, -0.5, hidden_size - 0.5, 1, hidden_size, "magenta"))
-    left.set(xlabel="time step", ylabel="feature (forward 0..H-1 | backward H..2H-1)",
+    left.set(xlabel="time step", ylabel="feature: fwd 0..H-1 | bwd H..2H-1",
              title=f"output[0]: (seq_len={seq_len}) x (2 * hidden={2 * hidden_size})")
-    left.text(seq_len - 1, -1.5, "= h_n[-2]", color="green", ha="right", fontsize=8)
-    left.text(0, 2 * hidden_size + 0.8, "= h_n[-1]", color="magenta", ha="left", fontsize=8)
+    left.xaxis.set_major_locator(_integer_locator())
+    left.legend(handles=[_rect(plt, 0, 0, 1, 1, "lime"), _rect(plt, 0, 0, 1, 1, "magenta")],
+                labels=["= h_n[-2]: forward, last step", "= h_n[-1]: backward, step 0"],
+                fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     right.imshow(h_n[:, 0, :], aspect="auto", cmap="coolwarm", vmin=-1, vmax=1)
     labels = [f"layer {k} {'fwd' if d == 0 else 'bwd'}" for k in range(num_layers) for d in range(2)]
     right.set_yticks(range(len(labels)), labels)
