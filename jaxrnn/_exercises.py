@@ -680,7 +680,11 @@ def clipping(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | 
                            ("max_grad_norm", "largest gradient norm"), ("weight_norm", "weight norm at the end")):
             rows.append((f"{opt}, {mode}: {label}", {fw: per_fw[fw][f"{opt}.{mode}.{key}"] for fw in frameworks}))
     result.report = [f"Settings: {_settings_line(s)}; model RNNClassifier(1, {s['hidden_size']}, 1, "
-                     f"num_layers={s['num_layers']}) as a regressor on sine windows (target: the next value).", ""]
+                     f"num_layers={s['num_layers']}) as a regressor on sine windows (target: the next value). "
+                     f"Every recurrent weight matrix (`weight_ih_l*`, `weight_hh_l*`) is drawn from "
+                     f"N(0, {s['weight_std']}^2), torch's `nn.init.normal_(w, std={s['weight_std']})`; the biases and "
+                     "the Linear layer keep torch's default init. Both frameworks start from these same float64 "
+                     "weights.", ""]
     result.report += _table(rows, frameworks, "{:.4g}")
     if "torch" in frameworks:
         p = per_fw["torch"]

@@ -249,8 +249,8 @@ def predict(model: nn.Module, variables: Mapping, inputs) -> np.ndarray:
 def evaluate(
     model: nn.Module, variables: Mapping, inputs, targets, *, loss: str | LossFn, metric: str | LossFn | None = None
 ) -> dict[str, float]:
-    """The loss (and metric) of the model on a whole data set: ``{'loss': float, 'metric': float}``
-    (``metric`` is NaN without one)."""
+    """The loss (and metric) of the model on a whole data set, in one batch:
+    ``{'loss': float, 'metric': float}`` (``metric`` is NaN without one)."""
     loss_fn = _resolve("loss", loss, _LOSSES)
     metric_fn = None if metric is None else _resolve("metric", metric, _METRICS)
     pred = _jitted_apply(model)(dict(variables), jnp.asarray(inputs))
