@@ -7,6 +7,7 @@ lesson's models in ``jaxrnn.models``, its data in ``jaxrnn.data``, and optax tra
 """
 
 from . import data as data
+from . import diagnostics as diagnostics
 from . import models as models
 from ._cell import GRUCell as GRUCell
 from ._cell import LSTMCell as LSTMCell
@@ -50,6 +51,7 @@ __all__ = [
     "clip_grad_norm",
     "cross_entropy_loss",
     "data",
+    "diagnostics",
     "evaluate",
     "from_torch",
     "global_norm",
