@@ -36,6 +36,36 @@ from .models import CharRNN, RNNClassifier, RNNSeq2Seq, SinPredictor
 
 FRAMEWORKS = ("jax", "torch", "both")
 NAMES = ("shapes", "sine", "sentiment", "clipping", "tagging")
+TRAINING = ("sine", "sentiment", "clipping", "tagging")
+"""The exercises that train, and take ``options`` (:class:`TrainOptions`)."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How the JAX side of a training exercise trains, beyond the lesson's settings (the CLI's
+    ``--checkpoint-dir``, ``--checkpoint-every``, ``--resume``, ``--devices``, ``--skip-nonfinite``).
+
+    Attributes:
+      checkpoint_dir: each JAX training run checkpoints into its own subdirectory of it, named
+        after the run (``sine_seq_len_30``, ``sentiment``, ``clipping_adam_clipped``, ``tagging``);
+        None: no checkpoints.
+      checkpoint_every: save every this many epochs (and after the last).
+      resume: continue each run from its newest checkpoint (see ``jaxrnn.train``).
+      devices: data-parallel over this many devices (None: one).
+      nonfinite: ``'stop'`` or ``'skip'`` at a non-finite loss or gradient.
+    """
+
+    checkpoint_dir: Path | None = None
+    checkpoint_every: int = 1
+    resume: bool = False
+    devices: int | None = None
+    nonfinite: str = "stop"
+
+    def train_kwargs(self, run: str) -> dict[str, Any]:
+        """The keyword arguments of ``jaxrnn.train`` for the run named ``run``."""
+        return dict(checkpoint_dir=None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / run,
+                    checkpoint_every=self.checkpoint_every, resume=self.resume, devices=self.devices,
+                    nonfinite=self.nonfinite)
 
 
 @dataclass
@@ -300,7 +330,7 @@ def _input_grad_profile(model, variables, x, y) -> np.ndarray:
 
 @_single_threaded_torch
 def sine(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None = None, quick: bool = False,
-         progress: bool = True) -> ExerciseResult:
+         progress: bool = True, options: TrainOptions | None = None) -> ExerciseResult:
     """Exercise 2: SinPredictor on the lesson's sine data, MSE + Adam, then a seq_len sweep.
 
     Trains on ``generate_sin_data(seq_len=30, n_samples=1000, seed)`` for 50 epochs (batch 32,
@@ -312,6 +342,7 @@ def sine(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None
     """
     _check_options(epochs, seed)
     frameworks = check_framework(framework)
+    opts = options or TrainOptions()
     start = time.perf_counter()
     s = _sine_settings(epochs, seed, quick)
     torch, tm, tt = load_torch() if "torch" in frameworks else (None, None, None)
@@ -327,7 +358,7 @@ def sine(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None
         if "jax" in frameworks:
             r = train(model, init, (x, y), loss="mse", epochs=s["epochs"], batch_size=s["batch_size"],
                       learning_rate=s["lr"], seed=seed, test_data=(x_test, y_test), progress=progress,
-                      desc=f"jax sine L={seq_len}")
+                      desc=f"jax sine L={seq_len}", **opts.train_kwargs(f"sine_seq_len_{seq_len}"))
             runs["jax"] = dict(history=r.history.to_dict(), pred=predict(model, r.variables, x_test),
                                grads=_input_grad_profile(model, r.variables, x_test, y_test))
         if tt is not None:
@@ -420,7 +451,7 @@ def _sentiment_settings(epochs, seed, quick):
 
 @_single_threaded_torch
 def sentiment(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None = None, quick: bool = False,
-              progress: bool = True) -> ExerciseResult:
+              progress: bool = True, options: TrainOptions | None = None) -> ExerciseResult:
     """Exercise 3: a bidirectional CharRNN (final forward and backward states concatenated) on
     ``generate_sentiment_data(200, seed)``, 80/20 split, 20 epochs of Adam (batch 8, lr 3e-3).
 
@@ -429,6 +460,7 @@ def sentiment(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int |
     """
     _check_options(epochs, seed)
     frameworks = check_framework(framework)
+    opts = options or TrainOptions()
     start = time.perf_counter()
     s = _sentiment_settings(epochs, seed, quick)
     result = ExerciseResult("sentiment", "Exercise 3: bidirectional RNN for sentiment classification")
@@ -443,7 +475,7 @@ def sentiment(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int |
     if "jax" in frameworks:
         r = train(model, init, (x, y), loss="cross_entropy", metric="accuracy", epochs=s["epochs"],
                   batch_size=s["batch_size"], learning_rate=s["lr"], seed=seed, test_data=(x_test, y_test),
-                  progress=progress, desc="jax sentiment")
+                  progress=progress, desc="jax sentiment", **opts.train_kwargs("sentiment"))
         final_train = evaluate(model, r.variables, x, y, loss="cross_entropy", metric="accuracy")
         runs["jax"] = dict(history=r.history.to_dict(), logits=predict(model, r.variables, x_test),
                            train_accuracy=final_train["metric"])
@@ -534,7 +566,7 @@ def _large_weights(variables, std: float, seed: int) -> dict[str, np.ndarray]:
 
 @_single_threaded_torch
 def clipping(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None = None, quick: bool = False,
-             progress: bool = True) -> ExerciseResult:
+             progress: bool = True, options: TrainOptions | None = None) -> ExerciseResult:
     """Exercise 4: exploding gradients in a 5-layer RNN over 100 steps, and clipping.
 
     The model is ``RNNClassifier(1, 16, 1, num_layers=5)`` used as a regressor (MSE) on the sine
@@ -553,6 +585,7 @@ def clipping(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | 
     """
     _check_options(epochs, seed)
     frameworks = check_framework(framework)
+    opts = options or TrainOptions()
     start = time.perf_counter()
     s = _clipping_settings(epochs, seed, quick)
     result = ExerciseResult("clipping", "Exercise 4: gradient clipping")
@@ -580,7 +613,8 @@ def clipping(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | 
                 r = train(model, variables, (x, y), loss="mse", epochs=s["epochs"], batch_size=s["batch_size"],
                           learning_rate=s[f"lr_{opt}"], clip_norm=s["max_norm"] if use_clip else None,
                           optimizer=opt, seed=seed, progress=progress,
-                          desc=f"jax {opt} {'clipped' if use_clip else 'unclipped'}")
+                          desc=f"jax {opt} {'clipped' if use_clip else 'unclipped'}",
+                          **opts.train_kwargs(f"clipping_{opt}_{'clipped' if use_clip else 'unclipped'}"))
                 histories[f"jax {opt} {'clipped' if use_clip else 'unclipped'}"] = r.history.to_dict()
                 per_fw.setdefault("jax", {})[f"{opt}.{'clipped' if use_clip else 'unclipped'}.weight_norm"] = float(
                     global_norm(r.variables["params"]))
@@ -740,7 +774,7 @@ def _tagging_settings(epochs, seed, quick):
 
 @_single_threaded_torch
 def tagging(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None = None, quick: bool = False,
-            progress: bool = True) -> ExerciseResult:
+            progress: bool = True, options: TrainOptions | None = None) -> ExerciseResult:
     """Exercise 5: RNNSeq2Seq tags every element of an integer sequence with ``element % 3``.
 
     Elements 0-9 (one-hot inputs), 20 per sequence, 1000 sequences split 80/20; cross-entropy over
@@ -751,6 +785,7 @@ def tagging(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | N
     """
     _check_options(epochs, seed)
     frameworks = check_framework(framework)
+    opts = options or TrainOptions()
     start = time.perf_counter()
     s = _tagging_settings(epochs, seed, quick)
     result = ExerciseResult("tagging", "Exercise 5: many-to-many sequence labelling")
@@ -765,7 +800,7 @@ def tagging(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | N
     if "jax" in frameworks:
         r = train(model, init, (x, y), loss="cross_entropy", metric="accuracy", epochs=s["epochs"],
                   batch_size=s["batch_size"], learning_rate=s["lr"], seed=seed, test_data=(x_test, y_test),
-                  progress=progress, desc="jax tagging")
+                  progress=progress, desc="jax tagging", **opts.train_kwargs("tagging"))
         runs["jax"] = dict(history=r.history.to_dict(), logits=predict(model, r.variables, x_test))
     if "torch" in frameworks:
         torch, tm, tt = load_torch()
