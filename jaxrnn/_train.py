@@ -1,5 +1,7 @@
 """Training with optax: a jitted step on Adam with torch-exact gradient clipping, minibatches
-in a seeded order, evaluation every epoch, a history and a progress bar.
+in a seeded order, evaluation every epoch, a history and a progress bar; on request, checkpoints
+to resume from (orbax), data-parallel steps over several devices (``jax.sharding``), and a stop
+(or a skipped step) at a non-finite loss or gradient.
 
 The loop is the lesson's PyTorch loop, step for step (``torchref.train`` is its twin):
 zero grads, forward, loss, backward, ``clip_grad_norm_``, ``optimizer.step()``. Given the same
@@ -11,6 +13,8 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
@@ -20,7 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding, PartitionSpec
 
+from . import _sharding
 from . import data as _data
 from ._progress import ProgressBar
 
@@ -29,6 +35,7 @@ LossFn = Callable[[Array, Array], Array]
 
 __all__ = [
     "History",
+    "NonFiniteError",
     "TrainResult",
     "accuracy",
     "clip_grad_norm",
@@ -209,6 +216,22 @@ class TrainResult(NamedTuple):
     history: History
 
 
+class NonFiniteError(FloatingPointError):
+    """Training met a non-finite (NaN or infinite) loss or gradient and stopped.
+
+    Attributes:
+      epoch: the epoch of the step, counted from 1.
+      step: the step, counted from 1 over the whole run.
+      result: a :class:`TrainResult` with the variables before that step and the history of the
+        epochs completed before it.
+      checkpoint: the path of the last checkpoint written or resumed from (kept as it was), or None.
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int, result: TrainResult, checkpoint: str | None):
+        super().__init__(message)
+        self.epoch, self.step, self.result, self.checkpoint = epoch, step, result, checkpoint
+
+
 def make_train_step(
     model: nn.Module,
     loss: str | LossFn,
@@ -277,6 +300,11 @@ def train(
     metric: str | LossFn | None = None,
     progress: bool = True,
     desc: str = "train",
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+    devices: int | None = None,
+    nonfinite: str = "stop",
 ) -> TrainResult:
     """Train ``model`` from ``variables`` with Adam (and clipping), as the lesson's PyTorch loop does.
 
@@ -291,7 +319,7 @@ def train(
       train_data: ``(x, y)`` arrays with the same first (batch) dimension n.
       loss: ``'mse'`` (:func:`mse_loss`), ``'cross_entropy'`` (:func:`cross_entropy_loss`) or a
         function ``loss(prediction, y) -> scalar``.
-      epochs: the number of passes over the training set.
+      epochs: the number of passes over the training set (in total, when resuming).
       batch_size: examples per step; the last batch of an epoch is smaller when it does not divide n.
       learning_rate: Adam's step size.
       clip_norm: when given, gradients are clipped by global norm first, exactly as
@@ -302,9 +330,37 @@ def train(
       metric: ``'accuracy'``, ``'mse'``, a function ``metric(prediction, y) -> scalar``, or None.
       progress: show a progress bar on stderr.
       desc: the progress bar's label.
+      checkpoint_dir: when given, the training state (variables, optimizer state, step, the batch
+        order's generator state and the history) is saved there with orbax after every
+        ``checkpoint_every`` epochs and after the last one, with a description of the run (the
+        model's class and fields, the parameter shapes, the training settings, a hash of the data).
+        The two newest checkpoints are kept; a save interrupted half way never replaces one.
+        Needs ``orbax-checkpoint`` (``pip install 'jaxrnn[checkpoint]'``).
+      checkpoint_every: save every this many epochs (and after the last).
+      resume: continue from the newest checkpoint in ``checkpoint_dir`` up to ``epochs`` in total;
+        the result is the one of an uninterrupted run, bit for bit on the same device. With no
+        checkpoint there yet, training starts from ``variables``. A checkpoint written for a
+        different model or settings is refused with every difference named.
+      devices: data-parallel training over the first ``devices`` of ``jax.devices()`` (default 1):
+        parameters replicated, each batch split over the devices; a batch that does not divide
+        is padded with masked copies of its last example. The history is that of a one-device
+        run up to float rounding. With padding, a custom ``loss``/``metric`` must be a mean over
+        examples (as the built-in ones are).
+      nonfinite: what a NaN or infinite loss or gradient does: ``'stop'`` (default) raises
+        :class:`NonFiniteError` at the end of that epoch, naming the step, with the variables from
+        before it (the step and the ones after it in the epoch are not applied; no checkpoint is
+        written for the epoch); ``'skip'`` skips such steps (``optax.apply_if_finite``: neither the
+        parameters nor the optimizer state change) with a RuntimeWarning, and the epoch's loss,
+        metric and gradient norm are means over the steps taken (``step_loss`` and
+        ``step_grad_norm`` keep the skipped steps' values).
 
     Returns:
       :class:`TrainResult` ``(variables, history)``.
+
+    Raises:
+      NonFiniteError: with ``nonfinite='stop'``, at a non-finite loss or gradient.
+      jaxrnn._checkpoint.CheckpointError: (a ValueError) when ``checkpoint_dir`` holds checkpoints
+        and ``resume`` is False, or the checkpoint is for another run, ahead of ``epochs`` or unreadable.
 
     >>> import jax, numpy as np
     >>> from jaxrnn import train
@@ -334,30 +390,109 @@ def train(
         raise TypeError(f"{owner}: `seed` must be a non-negative int, got {seed!r}")
     loss_fn = _resolve("loss", loss, _LOSSES)
     metric_fn = None if metric is None else _resolve("metric", metric, _METRICS)
-    tx, step = _cached_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer)
+    checkpoint_every = _positive_int("checkpoint_every", checkpoint_every, owner)
+    if not isinstance(resume, bool):
+        raise TypeError(f"{owner}: `resume` must be a bool, got {resume!r} ({type(resume).__name__})")
+    if resume and checkpoint_dir is None:
+        raise ValueError(f"{owner}: `resume=True` needs a `checkpoint_dir` to resume from, got None")
+    n_devices = 1 if devices is None else _sharding.check_devices(devices, owner)
+    if nonfinite not in ("stop", "skip"):
+        raise ValueError(f"{owner}: `nonfinite` must be 'stop' or 'skip', got {nonfinite!r}")
+    tx, step = _cached_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer, nonfinite, n_devices)
 
     variables = dict(variables)
     opt_state = tx.init(variables["params"])
     history = History(metric=_name(metric))
     n = x.shape[0]
     rng = np.random.default_rng(int(seed))
+    start_epoch, global_step = 0, 0
+    checkpointer, last_checkpoint = None, None
+    if checkpoint_dir is not None:
+        from . import _checkpoint
+
+        run = {
+            "model": _checkpoint.describe_model(model),
+            "variables": _checkpoint.describe_arrays(variables),
+            "training": {"loss": _name(loss_fn), "metric": _name(metric_fn), "optimizer": optimizer,
+                         "learning_rate": learning_rate, "clip_norm": clip_norm, "batch_size": batch_size,
+                         "seed": int(seed)},
+            "data": {"train": _checkpoint.fingerprint(x, y),
+                     "test": None if test_data is None else _checkpoint.fingerprint(x_test, y_test)},
+        }
+        checkpointer = _checkpoint.Checkpointer(checkpoint_dir, run)
+        latest = checkpointer.latest_epoch()
+        if latest is not None and not resume:
+            raise _checkpoint.CheckpointError(
+                f"{owner}: `checkpoint_dir` {str(checkpoint_dir)!r} already holds a checkpoint (epoch {latest}); "
+                "pass resume=True to continue from it, or choose another directory")
+        if latest is not None and latest > epochs:
+            raise _checkpoint.CheckpointError(
+                f"{owner}: `epochs` is {epochs} but the checkpoint in {str(checkpoint_dir)!r} has already "
+                f"completed {latest} epochs")
+        if latest is not None:
+            state = checkpointer.restore(_checkpoint.TrainState(
+                variables, _inner_state(opt_state, nonfinite), 0, 0, rng.bit_generator.state, history.to_dict()))
+            # uncommitted arrays, as model.init and tx.init give: the step compiled for them is reused
+            variables, inner = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), (state.variables, state.opt_state))
+            variables = dict(variables)
+            opt_state = _outer_state(inner, nonfinite, state.extra)
+            rng.bit_generator.state = state.rng_state
+            history = History(**state.history)
+            start_epoch, global_step = state.epoch, state.step
+            last_checkpoint = str(checkpointer.directory / str(latest))
+
+    mesh = _sharding.make_mesh(n_devices, owner) if n_devices > 1 else None
+    not_halted = jnp.asarray(False)
+    if mesh is not None:
+        variables, opt_state, not_halted = _sharding.replicate((variables, opt_state, np.asarray(False)), mesh)
     steps_per_epoch = math.ceil(n / batch_size)
-    with ProgressBar(epochs * steps_per_epoch, desc, enabled=progress) as bar:
-        for _ in range(epochs):
-            stats, sizes = [], []
+    with ProgressBar((epochs - start_epoch) * steps_per_epoch, desc, enabled=progress) as bar:
+        for epoch in range(start_epoch, epochs):
+            stats, sizes, halted = [], [], not_halted
             for idx in _data.epoch_batches(n, batch_size, rng):
-                variables, opt_state, batch_stats = step(variables, opt_state, x[idx], y[idx])
+                xb, yb, mask = x[idx], y[idx], None
+                if mesh is not None:
+                    (xb, yb), mask = _sharding.pad_batch([xb, yb], mesh.size)
+                    xb, yb, *rest = _sharding.shard_batch([xb, yb] + ([] if mask is None else [mask]), mesh)
+                    mask = rest[0] if rest else None
+                variables, opt_state, halted, batch_stats = step(variables, opt_state, halted, xb, yb, mask)
                 stats.append(batch_stats)
                 sizes.append(len(idx))
                 bar.update()
             stats = jax.device_get(stats)
-            weights = np.asarray(sizes, np.float64) / n
+            taken = np.asarray([bool(s["finite"]) for s in stats])
+            if not taken.all():
+                bad = int(np.argmin(taken))
+                where = (f"at epoch {epoch + 1}, step {global_step + bad + 1} (batch {bad + 1} of {len(stats)} in "
+                         f"the epoch): loss {float(stats[bad]['loss'])}, gradient norm "
+                         f"{float(stats[bad]['grad_norm'])}")
+                if nonfinite == "stop" or not taken.any():
+                    kept = ("every step of the epoch was skipped" if nonfinite == "skip" else
+                            "training stopped; NonFiniteError.result holds the variables from before that step")
+                    saved = (f"the last checkpoint, {last_checkpoint}, is kept as it was" if last_checkpoint
+                             else "no checkpoint was written" if checkpointer is not None else "no checkpoint_dir")
+                    raise NonFiniteError(
+                        f"{owner}: non-finite loss or gradients {where}; {kept}; {saved}. Lower the learning "
+                        "rate, clip the gradients (clip_norm), or skip such steps (nonfinite='skip', "
+                        "CLI --skip-nonfinite).",
+                        epoch=epoch + 1, step=global_step + bad + 1, result=TrainResult(variables, history),
+                        checkpoint=last_checkpoint)
+                skipped = [global_step + i + 1 for i in np.flatnonzero(~taken)]
+                warnings.warn(f"{owner}: skipped {len(skipped)} step(s) with non-finite loss or gradients in epoch "
+                              f"{epoch + 1}: step(s) {skipped}; the first {where}", RuntimeWarning, stacklevel=2)
+            global_step += len(stats)
             history.step_loss += [float(s["loss"]) for s in stats]
             history.step_grad_norm += [float(s["grad_norm"]) for s in stats]
-            history.loss.append(float(np.dot(weights, [s["loss"] for s in stats])))
-            history.grad_norm.append(float(np.mean([s["grad_norm"] for s in stats])))
+            if taken.all():
+                weights = np.asarray(sizes, np.float64) / n
+            else:  # skipped steps: means over the steps taken
+                weights = np.where(taken, np.asarray(sizes, np.float64), 0.0)
+                weights /= weights.sum()
+            history.loss.append(float(np.dot(weights, [s["loss"] if t else 0.0 for s, t in zip(stats, taken)])))
+            history.grad_norm.append(float(np.mean([s["grad_norm"] for s, t in zip(stats, taken) if t])))
             if metric_fn is not None:
-                history.train_metric.append(float(np.dot(weights, [s["metric"] for s in stats])))
+                history.train_metric.append(
+                    float(np.dot(weights, [s["metric"] if t else 0.0 for s, t in zip(stats, taken)])))
             shown = {"loss": history.loss[-1]}
             if test_data is not None:
                 result = evaluate(model, variables, x_test, y_test, loss=loss_fn, metric=metric_fn)
@@ -367,15 +502,106 @@ def train(
                     history.test_metric.append(result["metric"])
                     shown[f"test_{history.metric}"] = result["metric"]
             bar.update(0, **shown)
+            if checkpointer is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
+                from ._checkpoint import TrainState
+
+                last_checkpoint = str(checkpointer.save(TrainState(
+                    variables, _inner_state(opt_state, nonfinite), epoch + 1, global_step, rng.bit_generator.state,
+                    history.to_dict(), _skip_counters(opt_state, nonfinite))))
     return TrainResult(variables, history)
 
 
+_NEVER = int(np.iinfo(np.int32).max)
+"""``apply_if_finite``'s ``max_consecutive_errors`` for nonfinite='skip': never apply a non-finite update."""
+
+
+def _inner_state(opt_state, nonfinite: str):
+    """The optimizer's own state (without ``apply_if_finite``'s wrapper): what a checkpoint holds."""
+    return opt_state.inner_state if nonfinite == "skip" else opt_state
+
+
+def _skip_counters(opt_state, nonfinite: str) -> dict | None:
+    """``apply_if_finite``'s counters as JSON data (None for nonfinite='stop')."""
+    if nonfinite != "skip":
+        return None
+    return {"notfinite_count": int(opt_state.notfinite_count), "last_finite": bool(opt_state.last_finite),
+            "total_notfinite": int(opt_state.total_notfinite)}
+
+
+def _outer_state(inner, nonfinite: str, counters: dict | None):
+    """The optimizer state for ``nonfinite`` from a checkpoint's state and counters (reset to 0
+    when the checkpoint was written with nonfinite='stop')."""
+    if nonfinite != "skip":
+        return inner
+    counters = counters or {}
+    return optax.ApplyIfFiniteState(
+        notfinite_count=jnp.asarray(counters.get("notfinite_count", 0), jnp.int32),
+        last_finite=jnp.asarray(counters.get("last_finite", True), jnp.bool_),
+        total_notfinite=jnp.asarray(counters.get("total_notfinite", 0), jnp.int32),
+        inner_state=inner,
+    )
+
+
+def _all_finite(tree) -> Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+def _masked_mean(fn: LossFn, pred: Array, y: Array, mask: Array) -> Array:
+    """The mean of ``fn`` over the examples where ``mask`` is True: ``fn`` on each example alone,
+    then averaged (equal to ``fn`` on the real examples when ``fn`` is a mean over examples)."""
+    per_example = jax.vmap(lambda p, t: fn(p[None], t[None]))(pred, y)
+    return jnp.sum(jnp.where(mask, per_example, 0)) / jnp.sum(mask).astype(per_example.dtype)
+
+
+def _train_step(model: nn.Module, loss_fn: LossFn, metric_fn: LossFn | None, tx: optax.GradientTransformation,
+                *, guard: bool, mesh=None):
+    """The jitted ``step(variables, opt_state, halted, x, y, mask) -> (variables, opt_state, halted, stats)``
+    of :func:`train`: :func:`make_train_step`'s step, plus
+
+    - ``stats['finite']``: whether the loss and every gradient entry are finite;
+    - ``guard``: a non-finite step, and every step after it while ``halted``, leaves the variables
+      and the optimizer state as they were (``halted`` turns True);
+    - ``mask`` (bool (batch,) or None): the loss and metric are means over the masked-in examples;
+    - ``mesh``: outputs replicated over the mesh (inputs come sharded).
+    """
+
+    def step(variables, opt_state, halted, x, y, mask):
+        def objective(params):
+            pred = model.apply({**variables, "params": params}, x)
+            value = loss_fn(pred, y) if mask is None else _masked_mean(loss_fn, pred, y, mask)
+            return value, pred
+
+        (value, pred), grads = jax.value_and_grad(objective, has_aux=True)(variables["params"])
+        norm = global_norm(grads)
+        updates, new_opt_state = tx.update(grads, opt_state, variables["params"])
+        new_variables = {**variables, "params": optax.apply_updates(variables["params"], updates)}
+        if metric_fn is None:
+            batch_metric = jnp.full((), jnp.nan)
+        else:
+            batch_metric = metric_fn(pred, y) if mask is None else _masked_mean(metric_fn, pred, y, mask)
+        finite = jnp.isfinite(value) & _all_finite(grads)
+        if guard:
+            take = finite & ~halted
+            new_variables = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_variables, variables)
+            new_opt_state = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_opt_state, opt_state)
+            halted = halted | ~finite
+        stats = {"loss": value, "grad_norm": norm, "metric": batch_metric, "finite": finite}
+        return new_variables, new_opt_state, halted, stats
+
+    if mesh is None:
+        return jax.jit(step)
+    return jax.jit(step, out_shardings=NamedSharding(mesh, PartitionSpec()))
+
+
 @functools.lru_cache(maxsize=64)
-def _cached_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer):
+def _cached_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer, nonfinite="stop", devices=1):
     """The optimizer and its jitted step, shared by train() calls with the same configuration
     (Flax modules compare and hash by their fields), so repeated runs compile once."""
     tx = make_optimizer(learning_rate, clip_norm, optimizer)
-    return tx, make_train_step(model, loss_fn, tx, metric_fn)
+    if nonfinite == "skip":
+        tx = optax.apply_if_finite(tx, max_consecutive_errors=_NEVER)
+    mesh = _sharding.make_mesh(devices) if devices > 1 else None
+    return tx, _train_step(model, loss_fn, metric_fn, tx, guard=nonfinite == "stop", mesh=mesh)
 
 
 @functools.lru_cache(maxsize=64)
