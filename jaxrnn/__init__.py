@@ -3,7 +3,8 @@
 Public API: the layers ``RNN``, ``LSTM``, ``GRU`` and their cells ``RNNCell``, ``LSTMCell``,
 ``GRUCell`` (torch.nn's, name for name), ``LSTMState`` (an LSTM's (h, c)), ``Linear`` and
 ``Embedding`` with torch's parameter layout, ``from_torch`` / ``to_torch`` for weights, the
-lesson's models in ``jaxrnn.models``, its data in ``jaxrnn.data``, and optax training (``train``).
+lesson's models in ``jaxrnn.models``, its data in ``jaxrnn.data``, and optax training (``train``,
+with checkpoints read back by ``load_checkpoint``).
 """
 
 from . import data as data
@@ -13,6 +14,8 @@ from ._cell import GRUCell as GRUCell
 from ._cell import LSTMCell as LSTMCell
 from ._cell import LSTMState as LSTMState
 from ._cell import RNNCell as RNNCell
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import load_checkpoint as load_checkpoint
 from ._interop import from_torch as from_torch
 from ._interop import to_torch as to_torch
 from ._linear import Embedding as Embedding
@@ -23,6 +26,7 @@ from ._rnn import RNN as RNN
 from ._safetensors import load_torch as load_torch
 from ._safetensors import save_torch as save_torch
 from ._train import History as History
+from ._train import NonFiniteError as NonFiniteError
 from ._train import TrainResult as TrainResult
 from ._train import accuracy as accuracy
 from ._train import clip_grad_norm as clip_grad_norm
@@ -45,7 +49,9 @@ __all__ = [
     "LSTMState",
     "Linear",
     "RNNCell",
+    "CheckpointError",
     "History",
+    "NonFiniteError",
     "TrainResult",
     "accuracy",
     "clip_grad_norm",
@@ -55,6 +61,7 @@ __all__ = [
     "evaluate",
     "from_torch",
     "global_norm",
+    "load_checkpoint",
     "load_torch",
     "make_optimizer",
     "make_train_step",

@@ -467,17 +467,19 @@ def train(
                          f"the epoch): loss {float(stats[bad]['loss'])}, gradient norm "
                          f"{float(stats[bad]['grad_norm'])}")
                 if nonfinite == "stop" or not taken.any():
-                    kept = ("every step of the epoch was skipped" if nonfinite == "skip" else
-                            "training stopped; NonFiniteError.result holds the variables from before that step")
-                    saved = (f"the last checkpoint, {last_checkpoint}, is kept as it was" if last_checkpoint
-                             else "no checkpoint was written" if checkpointer is not None else "no checkpoint_dir")
-                    raise NonFiniteError(
-                        f"{owner}: non-finite loss or gradients {where}; {kept}; {saved}. Lower the learning "
-                        "rate, clip the gradients (clip_norm), or skip such steps (nonfinite='skip', "
-                        "CLI --skip-nonfinite).",
-                        epoch=epoch + 1, step=global_step + bad + 1, result=TrainResult(variables, history),
-                        checkpoint=last_checkpoint)
-                skipped = [global_step + i + 1 for i in np.flatnonzero(~taken)]
+                    saved = ("" if checkpointer is None else f"; the last checkpoint, {last_checkpoint}, is kept as "
+                             "it was" if last_checkpoint else "; no checkpoint was written")
+                    if nonfinite == "stop":
+                        what = (f"non-finite loss or gradients {where}; training stopped, and NonFiniteError.result "
+                                f"holds the variables from before that step{saved}. Lower the learning rate, clip "
+                                "the gradients (clip_norm), or skip such steps (nonfinite='skip', CLI "
+                                "--skip-nonfinite)")
+                    else:
+                        what = (f"every step of epoch {epoch + 1} had a non-finite loss or gradients and was "
+                                f"skipped (the first {where}); training stopped{saved}")
+                    raise NonFiniteError(f"{owner}: {what}.", epoch=epoch + 1, step=global_step + bad + 1,
+                                         result=TrainResult(variables, history), checkpoint=last_checkpoint)
+                skipped = [global_step + int(i) + 1 for i in np.flatnonzero(~taken)]
                 warnings.warn(f"{owner}: skipped {len(skipped)} step(s) with non-finite loss or gradients in epoch "
                               f"{epoch + 1}: step(s) {skipped}; the first {where}", RuntimeWarning, stacklevel=2)
             global_step += len(stats)
