@@ -1,6 +1,6 @@
 """The ``jaxrnn`` command: run the lesson's exercises, write metrics.json, figures and REPORT.md.
 
-    jaxrnn {shapes,sine,sentiment,clipping,tagging,all} [--epochs N] [--seed S] [--out DIR]
+    jaxrnn {shapes,sine,sentiment,clipping,tagging,gradflow,compare,all} [--epochs N] [--seed S] [--out DIR]
            [--framework jax|torch|both] [--quick] [--no-progress]
 
 Also ``python -m jaxrnn``. ``make demo`` runs ``jaxrnn all --framework both --out runs/latest``.
@@ -15,9 +15,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import _exercises, _report
+from . import _compare, _exercises, _report
 
-COMMANDS = (*_exercises.NAMES, "all")
+# the lesson's exercises, then section 5 (gradient flow) and section 9 (RNN vs LSTM vs GRU), computed
+RUNNERS = {**_exercises.EXERCISES, "gradflow": _compare.gradflow_exercise, "compare": _compare.compare_exercise}
+COMMANDS = (*RUNNERS, "all")
 
 
 def _positive_int(text: str) -> int:
@@ -49,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "command",
         choices=COMMANDS,
-        help="shapes (Exercise 1), sine (2), sentiment (3), clipping (4), tagging (5), or all of them",
+        help="shapes (Exercise 1), sine (2), sentiment (3), clipping (4), tagging (5), gradflow (section 5's "
+        "gradient flow), compare (section 9: RNN vs LSTM vs GRU; both JAX only), or all of them",
     )
     parser.add_argument("--epochs", type=_positive_int, default=None,
                         help="override the number of training epochs of every exercise (default: the lesson's)")
@@ -84,12 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --out: {str(args.out)!r} exists and is not a directory")
     args.out.mkdir(parents=True, exist_ok=True)
 
-    names = _exercises.NAMES if args.command == "all" else (args.command,)
+    names = tuple(RUNNERS) if args.command == "all" else (args.command,)
     start = time.perf_counter()
     results = []
     for name in names:
         print(f"== {name} ==", flush=True)
-        result = _exercises.EXERCISES[name](
+        result = RUNNERS[name](
             args.out, framework=args.framework, seed=args.seed, epochs=args.epochs, quick=args.quick,
             progress=args.progress,
         )
