@@ -2,6 +2,8 @@
 
     jaxrnn {shapes,sine,sentiment,clipping,tagging,gradflow,compare,all} [--epochs N] [--seed S] [--out DIR]
            [--framework jax|torch|both] [--quick] [--no-progress]
+           [--checkpoint-dir DIR [--resume] [--checkpoint-every N]] [--devices N] [--skip-nonfinite]
+    jaxrnn export --checkpoint-dir DIR --out FILE.safetensors
 
 Also ``python -m jaxrnn``. ``make demo`` runs ``jaxrnn all --framework both --out runs/latest``.
 """
@@ -47,10 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jaxrnn",
         description="Run the exercises of the lesson 'RNN basics' in JAX (jaxrnn), optionally next to the "
         "PyTorch reference (torchref), and write DIR/metrics.json, PNG figures and DIR/REPORT.md.",
+        epilog="jaxrnn export --checkpoint-dir DIR --out FILE.safetensors writes the newest checkpoint of one "
+        "training run (DIR/<run>, as written by --checkpoint-dir) as a PyTorch state dict in safetensors: "
+        "model.load_state_dict(safetensors.torch.load_file(FILE)).",
     )
     parser.add_argument(
         "command",
-        choices=COMMANDS,
+        choices=(*COMMANDS, "export"),
         help="shapes (Exercise 1), sine (2), sentiment (3), clipping (4), tagging (5), gradflow (section 5's "
         "gradient flow), compare (section 9: RNN vs LSTM vs GRU; both JAX only), or all of them",
     )
@@ -58,20 +63,114 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override the number of training epochs of every exercise (default: the lesson's)")
     parser.add_argument("--seed", type=_seed, default=0, help="seeds the data, the initial weights and the "
                         "batch order (default 0)")
-    parser.add_argument("--out", type=Path, default=Path("runs/latest"), help="output directory (default runs/latest)")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default runs/latest); for "
+                        "export, the safetensors file")
     parser.add_argument("--framework", choices=_exercises.FRAMEWORKS, default="jax",
                         help="jax (default), torch (the torchref models), or both, side by side on the same data")
     parser.add_argument("--quick", action="store_true",
                         help="small data and few epochs: a smoke test, not the lesson's numbers")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="save the training state of every JAX training run (orbax) in DIR/<run>, e.g. "
+                        "DIR/sine_seq_len_30, every --checkpoint-every epochs and at the end")
+    parser.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
+                        help="checkpoint every N epochs (default 1; always after the last)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue each run from its newest checkpoint in --checkpoint-dir up to --epochs in "
+                        "total: the result of one uninterrupted run")
+    parser.add_argument("--devices", type=_positive_int, default=None, metavar="N",
+                        help="train data-parallel over N devices (jax.sharding; default 1); on a CPU, "
+                        "XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices")
+    parser.add_argument("--skip-nonfinite", action="store_true",
+                        help="skip a step whose loss or gradients are NaN or infinite (default: stop with an error "
+                        "naming the step, keeping the last checkpoint)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (argument errors exit with status 2)."""
+    """Run the command line; returns the exit status (argument errors exit with status 2; a run that
+    cannot go on, at a checkpoint in the way or a non-finite loss, prints why and returns 1)."""
+    from ._checkpoint import CheckpointError
+    from ._train import NonFiniteError
+
+    try:
+        return _main(argv)
+    except (CheckpointError, NonFiniteError) as err:
+        print(f"jaxrnn: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _train_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                   frameworks: tuple[str, ...]) -> _exercises.TrainOptions:
+    """The checkpoint, device and non-finite flags, checked, as the training exercises' options."""
+    from . import _checkpoint, _sharding
+
+    if args.checkpoint_dir is None:
+        for flag, given in (("--resume", args.resume), ("--checkpoint-every", args.checkpoint_every is not None)):
+            if given:
+                parser.error(f"argument {flag}: needs --checkpoint-dir")
+    else:
+        if frameworks == ("torch",):
+            parser.error("argument --checkpoint-dir: checkpoints hold the JAX runs; --framework torch trains none")
+        try:
+            _checkpoint.require_orbax()
+        except ImportError as err:
+            parser.error(f"argument --checkpoint-dir: {err}")
+        if args.checkpoint_dir.exists() and not args.checkpoint_dir.is_dir():
+            parser.error(f"argument --checkpoint-dir: {str(args.checkpoint_dir)!r} exists and is not a directory")
+    if args.devices is not None:
+        try:
+            _sharding.check_devices(args.devices, owner=None)
+        except ValueError as err:
+            parser.error(f"argument --devices: {err}")
+    return _exercises.TrainOptions(checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every or 1,
+                                   resume=args.resume, devices=args.devices,
+                                   nonfinite="skip" if args.skip_nonfinite else "stop")
+
+
+def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``jaxrnn export``: the newest checkpoint of one run as a safetensors file with torch's keys."""
+    import json
+
+    from . import _checkpoint
+    from ._safetensors import save_torch
+
+    if args.checkpoint_dir is None:
+        parser.error("argument --checkpoint-dir: export needs --checkpoint-dir DIR")
+    if args.out is None:
+        parser.error("argument --out: export needs --out FILE.safetensors")
+    if args.out.is_dir():
+        parser.error(f"argument --out: {str(args.out)!r} is a directory; export writes a file")
+    try:
+        _checkpoint.require_orbax()
+    except ImportError as err:
+        parser.error(f"argument --checkpoint-dir: {err}")
+    runs = _checkpoint.find_runs(args.checkpoint_dir)
+    if not runs:
+        parser.error(f"argument --checkpoint-dir: no checkpoint in {str(args.checkpoint_dir)!r}")
+    if len(runs) > 1:
+        parser.error(f"argument --checkpoint-dir: {str(args.checkpoint_dir)!r} holds the checkpoints of several runs "
+                     f"({', '.join(p.name for p in runs)}); pass one of them, e.g. {str(runs[0])!r}")
+    variables, meta = _checkpoint.load_checkpoint(runs[0])
+    model = meta["run"]["model"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_torch(variables, args.out, metadata={"jaxrnn.model": model["name"],
+                                              "jaxrnn.config": json.dumps(model["config"]),
+                                              "jaxrnn.epoch": str(meta["epoch"]), "jaxrnn.step": str(meta["step"])})
+    print(f"wrote {args.out}: {model['name']} after epoch {meta['epoch']} of {runs[0]}, with torch's keys "
+          f"(model.load_state_dict(safetensors.torch.load_file(...)))")
+    return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "export":
+        return _export(parser, args)
+    if args.out is None:
+        args.out = Path("runs/latest")
     frameworks = _exercises.check_framework(args.framework)
+    options = _train_options(parser, args, frameworks)
     if "torch" in frameworks:
         try:
             _exercises.load_torch()
@@ -94,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"== {name} ==", flush=True)
         result = RUNNERS[name](
             args.out, framework=args.framework, seed=args.seed, epochs=args.epochs, quick=args.quick,
-            progress=args.progress,
+            progress=args.progress, **({"options": options} if name in _exercises.TRAINING else {}),
         )
         results.append(result)
         for line in result.summary:

@@ -30,21 +30,23 @@ AXIS = "batch"
 """The name of the mesh axis the batch is split over."""
 
 
-def check_devices(devices, owner: str = "train") -> int:
-    """``devices`` as an int in [1, len(jax.devices())], or a ValueError/TypeError that says what is there.
+def check_devices(devices, owner: str | None = "train") -> int:
+    """``devices`` as an int in [1, len(jax.devices())], or a ValueError/TypeError that says what is
+    there (the message starts with ``owner: `` unless ``owner`` is None).
 
     >>> check_devices(1)
     1
     """
+    prefix = "" if owner is None else f"{owner}: "
     if isinstance(devices, bool) or not isinstance(devices, (numbers.Integral, np.integer)):
-        raise TypeError(f"{owner}: `devices` must be a positive int, got {devices!r} ({type(devices).__name__})")
+        raise TypeError(f"{prefix}`devices` must be a positive int, got {devices!r} ({type(devices).__name__})")
     available = jax.devices()
     if not 1 <= devices <= len(available):
         hint = ""
         if available[0].platform == "cpu":
             hint = (f"; on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count={devices} before jax "
                     "is imported to split it into that many devices")
-        raise ValueError(f"{owner}: `devices` must be between 1 and the {len(available)} available "
+        raise ValueError(f"{prefix}`devices` must be between 1 and the {len(available)} available "
                          f"{available[0].platform} device(s), got {devices}{hint}")
     return int(devices)
 
