@@ -187,7 +187,7 @@ def _table(rows: list[tuple[str, dict[str, float]]], frameworks: tuple[str, ...]
     return lines
 
 
-def _side_by_side(label: str, values: dict[str, float], fmt: str = "{:.4g}") -> str:
+def _side_by_side(label: str, values: dict[str, Any], fmt: str = "{:.4g}") -> str:
     return f"{label}: " + ", ".join(f"{fw} {fmt.format(v)}" for fw, v in values.items())
 
 
@@ -199,7 +199,7 @@ def _settings_line(settings: dict[str, Any]) -> str:
 # Exercise 1
 
 
-SHAPE_CONFIGS = (
+SHAPE_CONFIGS: tuple[tuple[str, dict[str, Any], tuple[int, int, int]], ...] = (
     ("lesson: RNN(10, 20, num_layers=2)", dict(input_size=10, hidden_size=20, num_layers=2), (32, 15, 10)),
     ("lesson: RNN(10, 20, bidirectional=True)", dict(input_size=10, hidden_size=20, bidirectional=True), (32, 15, 10)),
     ("Exercise 1: RNN(5, 16, num_layers=2)", dict(input_size=5, hidden_size=16, num_layers=2), (8, 20, 5)),
@@ -250,7 +250,7 @@ def shapes(out: Path, *, framework: str = "jax", seed: int = 0, epochs=None, qui
     summary, report = [], ["| configuration | input | framework | output | h_n |", "|---|---|---|---|---|"]
     layout_diff, torch_diff = 0.0, 0.0
     explanations = []
-    figure_data = None
+    figure_data: Any = None
     for label, cfg, x_shape in SHAPE_CONFIGS:
         rnn = RNN(**cfg, batch_first=True)
         x = rng.standard_normal(x_shape).astype(np.float32)
@@ -354,7 +354,7 @@ def sine(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None
         x_test, y_test = _data.generate_sin_data(seq_len, s["n_test"], seed=seed + 1)
         model = SinPredictor()
         init = model.init(jax.random.key(seed), x[:1])
-        runs = {}
+        runs: dict[str, dict[str, Any]] = {}
         if "jax" in frameworks:
             r = train(model, init, (x, y), loss="mse", epochs=s["epochs"], batch_size=s["batch_size"],
                       learning_rate=s["lr"], seed=seed, test_data=(x_test, y_test), progress=progress,
@@ -386,7 +386,8 @@ def sine(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None
 
     _plots.sine_predictions(out / "sine_predictions.png", x_test[:5], y_test[:5],
                             {fw: r["pred"][:5] for fw, r in main_runs.items()})
-    series, styles = {}, {}
+    series: dict[str, Any] = {}
+    styles: dict[str, dict[str, Any]] = {}
     for fw, r in main_runs.items():
         series[f"{fw} train"] = r["history"]["loss"]
         series[f"{fw} test"] = r["history"]["test_loss"]
@@ -471,13 +472,13 @@ def sentiment(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int |
     x_test, y_test = data.ids[test_idx], data.labels[test_idx]
     model = CharRNN(len(_data.VOCAB), s["embed_size"], s["hidden_size"], 2, bidirectional=True)
     init = model.init(jax.random.key(seed), x[:1])
-    runs = {}
+    runs: dict[str, dict[str, Any]] = {}
     if "jax" in frameworks:
-        r = train(model, init, (x, y), loss="cross_entropy", metric="accuracy", epochs=s["epochs"],
-                  batch_size=s["batch_size"], learning_rate=s["lr"], seed=seed, test_data=(x_test, y_test),
-                  progress=progress, desc="jax sentiment", **opts.train_kwargs("sentiment"))
-        final_train = evaluate(model, r.variables, x, y, loss="cross_entropy", metric="accuracy")
-        runs["jax"] = dict(history=r.history.to_dict(), logits=predict(model, r.variables, x_test),
+        trained = train(model, init, (x, y), loss="cross_entropy", metric="accuracy", epochs=s["epochs"],
+                        batch_size=s["batch_size"], learning_rate=s["lr"], seed=seed, test_data=(x_test, y_test),
+                        progress=progress, desc="jax sentiment", **opts.train_kwargs("sentiment"))
+        final_train = evaluate(model, trained.variables, x, y, loss="cross_entropy", metric="accuracy")
+        runs["jax"] = dict(history=trained.history.to_dict(), logits=predict(model, trained.variables, x_test),
                            train_accuracy=final_train["metric"])
     if "torch" in frameworks:
         torch, tm, tt = load_torch()
@@ -495,7 +496,8 @@ def sentiment(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int |
         per_fw[fw] = {"test_accuracy": float(np.mean(pred == y_test)), "train_accuracy": r["train_accuracy"],
                       "test_loss": r["history"]["test_loss"][-1]}
     result.metrics = _metrics("sentiment", per_fw)
-    series, styles = {}, {}
+    series: dict[str, Any] = {}
+    styles: dict[str, dict[str, Any]] = {}
     for fw, r in runs.items():
         series[f"{fw} train (running, epoch mean)"] = r["history"]["train_metric"]
         series[f"{fw} held-out 20%"] = r["history"]["test_metric"]
@@ -796,12 +798,12 @@ def tagging(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | N
     x, y, x_test, y_test = inputs[train_idx], labels[train_idx], inputs[test_idx], labels[test_idx]
     model = RNNSeq2Seq(s["num_values"], s["hidden_size"], 3)
     init = model.init(jax.random.key(seed), x[:1])
-    runs = {}
+    runs: dict[str, dict[str, Any]] = {}
     if "jax" in frameworks:
-        r = train(model, init, (x, y), loss="cross_entropy", metric="accuracy", epochs=s["epochs"],
-                  batch_size=s["batch_size"], learning_rate=s["lr"], seed=seed, test_data=(x_test, y_test),
-                  progress=progress, desc="jax tagging", **opts.train_kwargs("tagging"))
-        runs["jax"] = dict(history=r.history.to_dict(), logits=predict(model, r.variables, x_test))
+        trained = train(model, init, (x, y), loss="cross_entropy", metric="accuracy", epochs=s["epochs"],
+                        batch_size=s["batch_size"], learning_rate=s["lr"], seed=seed, test_data=(x_test, y_test),
+                        progress=progress, desc="jax tagging", **opts.train_kwargs("tagging"))
+        runs["jax"] = dict(history=trained.history.to_dict(), logits=predict(model, trained.variables, x_test))
     if "torch" in frameworks:
         torch, tm, tt = load_torch()
         t_model = _torch_twin(torch, tm.RNNSeq2Seq(s["num_values"], s["hidden_size"], 3), init)

@@ -56,8 +56,8 @@ def curves(
     plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, values in series.items():
-        values = np.asarray(values, np.float64)
-        ax.plot(np.arange(1, len(values) + 1), values, label=name, **(styles or {}).get(name, {}))
+        ys = np.asarray(values, np.float64)
+        ax.plot(np.arange(1, len(ys) + 1), ys, label=name, **(styles or {}).get(name, {}))
     if hline is not None:
         ax.axhline(hline[0], color="gray", linestyle=":", label=hline[1])
     if logy:

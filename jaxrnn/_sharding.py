@@ -40,7 +40,7 @@ def check_devices(devices, owner: str | None = "train") -> int:
     prefix = "" if owner is None else f"{owner}: "
     if isinstance(devices, bool) or not isinstance(devices, (numbers.Integral, np.integer)):
         raise TypeError(f"{prefix}`devices` must be a positive int, got {devices!r} ({type(devices).__name__})")
-    available = jax.devices()
+    devices, available = int(devices), jax.devices()
     if not 1 <= devices <= len(available):
         hint = ""
         if available[0].platform == "cpu":
@@ -48,7 +48,7 @@ def check_devices(devices, owner: str | None = "train") -> int:
                     "is imported to split it into that many devices")
         raise ValueError(f"{prefix}`devices` must be between 1 and the {len(available)} available "
                          f"{available[0].platform} device(s), got {devices}{hint}")
-    return int(devices)
+    return devices
 
 
 def make_mesh(devices: int, owner: str = "train") -> Mesh:

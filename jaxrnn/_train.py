@@ -639,7 +639,7 @@ def _positive_int(name: str, value, owner: str) -> int:
 def _positive_number(name: str, value, owner: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: `{name}` must be a positive number, got {value!r} ({type(value).__name__})")
-    if not (value > 0 and math.isfinite(value)):
+    if not (float(value) > 0 and math.isfinite(value)):
         raise ValueError(f"{owner}: `{name}` must be a positive finite number, got {value}")
     return float(value)
 
