@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 lint: $(STAMP)
 	$(PY) -m ruff check jaxrnn torchref tests benchmarks
+	$(PY) -m mypy jaxrnn torchref
 
 test: lint
 	$(PY) -m pytest -q -n auto --doctest-modules jaxrnn tests

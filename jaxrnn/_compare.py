@@ -238,9 +238,9 @@ def run_compare(
     plot_compare(out_dir / "compare.png", s, metrics, cells)
     plot_curves(out_dir / "compare_curves.png", s, curves)
     k = s["ks"][-1]
-    labels = {c: f"{LABELS[c]} (accuracy {metrics[f'compare.{c}.k{k}.accuracy']:.2f})" for c in flows}
-    plot_gradient_flow({labels[c]: g for c, g in flows.items()}, out_dir / "compare_gradflow.png", mark=k,
-                       styles={labels[c]: dict(color=COLORS[c], linestyle=_MARKS[c][1]) for c in flows},
+    legend = {c: f"{LABELS[c]} (accuracy {metrics[f'compare.{c}.k{k}.accuracy']:.2f})" for c in flows}
+    plot_gradient_flow({legend[c]: g for c, g in flows.items()}, out_dir / "compare_gradflow.png", mark=k,
+                       styles={legend[c]: dict(color=COLORS[c], linestyle=_MARKS[c][1]) for c in flows},
                        title=f"Trained on k = {k}: ||d cross-entropy / dx(t)||; the marked step is at distance {k}")
     metrics["compare.wall_s"] = time.perf_counter() - start
     return metrics

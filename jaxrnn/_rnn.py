@@ -37,7 +37,7 @@ def _scan_direction(cell: _Cell, xs: Array, carry: Any, mask: Array | None, reve
         def body(cell, carry, xp_t):
             return cell.step(carry, xp_t)
 
-        inputs = xp
+        inputs: Any = xp
     else:
 
         def body(cell, carry, inp):

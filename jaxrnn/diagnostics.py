@@ -79,7 +79,7 @@ def _default_loss(model: nn.Module, x: Array, output: Any) -> Array:
 
 
 def gradient_flow(
-    model: nn.Module, variables: Mapping, x, loss_fn: Callable[[Any], Array] | None = None
+    model: nn.Module, variables: Mapping, x, loss_fn: Callable[..., Array] | None = None
 ) -> np.ndarray:
     r"""The norm of the gradient of a final loss with respect to each time step's input.
 
@@ -175,7 +175,7 @@ def spectral_radius(matrix) -> float:
 def _check_radius(radius, owner: str) -> float:
     if isinstance(radius, bool) or not isinstance(radius, numbers.Real):
         raise TypeError(f"{owner}: `radius` must be a positive number, got {radius!r} ({type(radius).__name__})")
-    if not (radius > 0 and math.isfinite(radius)):
+    if not (float(radius) > 0 and math.isfinite(radius)):
         raise ValueError(f"{owner}: `radius` must be a positive finite number, got {radius}")
     return float(radius)
 
@@ -215,7 +215,7 @@ def with_spectral_radius(variables: Mapping, radius: float) -> dict:
 
 
 def plot_gradient_flow(
-    runs: Mapping[str, Sequence[float]],
+    runs: Mapping[str, Sequence[float] | np.ndarray],
     path: str | Path,
     *,
     title: str = "Gradient flow: ||dL/dx(t)|| against the distance from the end",
@@ -234,8 +234,8 @@ def plot_gradient_flow(
         raise ValueError("plot_gradient_flow: `runs` must be a non-empty mapping label -> norms (time,)")
     plt = _plots.require_matplotlib()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for label, norms in runs.items():
-        norms = np.asarray(norms, np.float64)
+    for label, values in runs.items():
+        norms = np.asarray(values, np.float64)
         if norms.ndim != 1:
             raise ValueError(f"plot_gradient_flow: runs[{label!r}] must be 1D (time,), got shape {norms.shape}")
         shown = np.where(norms > 0, norms, np.nan)[::-1]
