@@ -1,0 +1,433 @@
+r"""The Elman recurrence as pure JAX functions with a hand-written backward pass.
+
+The layer computes the input half of every step first, one GEMM for the whole sequence:
+``xp(t) = W_ih x(t) + b_ih + b_hh``. What is left is the sequential part,
+
+.. math::
+    h(t) = \tanh(xp(t) + W_{hh} h(t-1))
+
+(``relu`` with ``nonlinearity='relu'``), and that is what this module runs:
+
+- forward: a loop whose body is one matmul, one add and one activation, carrying only h;
+- backward (a ``jax.custom_vjp``): a loop carrying only ``dh``, one matmul per step,
+  ``da(t) = (dh(t) + dy(t)) * act'(h(t))``, ``dh(t-1) = da(t) W_hh``; the weight gradient is
+  then one GEMM over all steps, ``dW_hh = sum_t da(t)^T h(t-1)``, instead of T small outer
+  products accumulated in the loop as autodiff of a scan does;
+- ``elman_bidirectional``: both directions of a layer in one loop (the forward walk at t and
+  the reverse walk at T-1-t in the same iteration, a batched matmul of 2). Measured no faster
+  than one loop per direction on the CPU, so the layer does not use it by default.
+
+Shapes are time-major: xp (time, batch, hidden), h0 (batch, hidden); ``w_hh`` has torch's
+layout (hidden, hidden). With ``seq_lengths`` (batch,) the semantics are those of
+``torch.nn.utils.rnn.pack_padded_sequence``: outputs at padded positions are zero, the
+forward walk's h_n is each sequence's state at its own last valid step, and the reverse walk
+starts at each sequence's own last valid step.
+
+The gradients are exact (same maths, summed in a different order): the float64 parity sweep
+against ``torch.nn.RNN`` (tests/test_fused_matches_torch.py) holds them to 1e-10.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+_ACTIVATIONS = ("tanh", "relu")
+
+
+def _act(nonlinearity: str, a: Array) -> Array:
+    return jnp.tanh(a) if nonlinearity == "tanh" else jnp.maximum(a, 0)
+
+
+def _act_grad(nonlinearity: str, y: Array) -> Array:
+    """act'(a) from y = act(a): 1 - y^2 for tanh, [y > 0] for relu (torch's relu' at 0 is 0)."""
+    if nonlinearity == "tanh":
+        return 1 - y * y
+    return (y > 0).astype(y.dtype)
+
+
+def _valid_mask(seq_lengths: Array | None, steps: int) -> Array | None:
+    """(time, batch, 1) booleans, True at each sequence's valid steps; None without lengths."""
+    if seq_lengths is None:
+        return None
+    return (jnp.arange(steps)[:, None] < seq_lengths[None, :])[:, :, None]
+
+
+def _previous_states(ys: Array, h0: Array, mask: Array | None, reverse: bool) -> Array:
+    """h(t-1) for every step of the walk: the state each step started from, (time, ..., batch, hidden).
+
+    The walk's previous step is t-1 (t+1 when ``reverse``). Its output is that state when it
+    was a valid step; otherwise the walk has not reached a valid step yet (padding comes
+    first only for a walk over time-reversed padded input), and the state is still h0. Only
+    valid steps read the result, so its value at padded steps does not matter.
+    """
+    h0 = h0[None]
+    if reverse:
+        prev = jnp.concatenate([ys[1:], h0], axis=0)
+    else:
+        prev = jnp.concatenate([h0, ys[:-1]], axis=0)
+    if mask is None:
+        return prev
+    none_valid = jnp.zeros_like(mask[:1])
+    if reverse:
+        prev_valid = jnp.concatenate([mask[1:], none_valid], axis=0)
+    else:
+        prev_valid = jnp.concatenate([none_valid, mask[:-1]], axis=0)
+    return jnp.where(prev_valid, prev, h0)
+
+
+def _weight_grad(da: Array, h_prev: Array, precision: Any) -> Array:
+    """sum over steps and batch of da^T h(t-1), in torch's (hidden, hidden) layout.
+
+    One (H, T*N) x (T*N, H) GEMM per direction; with a direction axis, (time, D, batch, H)
+    arrays give (D, H, H).
+    """
+    if da.ndim == 3:
+        hidden = da.shape[-1]
+        return jnp.matmul(da.reshape(-1, hidden).T, h_prev.reshape(-1, hidden), precision=precision)
+    return jnp.einsum("tdnh,tdnk->dhk", da, h_prev, precision=precision)
+
+
+# --------------------------------------------------------------------------- the recurrence
+# The core runs one walk (forward, or reverse with ``reverse``) over xp of shape
+# (time, batch, hidden), or over (time, D, batch, hidden) with weights (D, hidden, hidden) and
+# h0 (D, batch, hidden): D independent recurrences in one loop, their matmuls batched.
+
+
+# The forward loop multiplies by W_hh^T. Written as ``h @ w.T``, XLA folds the transpose into
+# the dot, and the CPU runs a transposed-operand GEMM every step: 10-25% slower than a plain one
+# at H = 128 (benchmarks/NOTES.md, idea 6). The barrier keeps W_hh^T as its own array, made
+# once per call outside the loop, so each step is a plain row-major GEMM. ``_PRETRANSPOSE`` is
+# switched off only to measure the difference.
+_PRETRANSPOSE = True
+
+
+def _transposed(w: Array) -> Array:
+    """W_hh^T (batched over a leading direction axis), materialized once when ``_PRETRANSPOSE``."""
+    w_t = jnp.swapaxes(w, -1, -2)
+    return jax.lax.optimization_barrier(w_t) if _PRETRANSPOSE else w_t
+
+
+def _matmul(g: Array, w: Array, precision: Any) -> Array:
+    """g @ w, batched over a leading direction axis of both when w has one: a plain GEMM per step."""
+    if w.ndim == 2:
+        return jnp.matmul(g, w, precision=precision)
+    return jnp.einsum("dnh,dhk->dnk", g, w, precision=precision)
+
+
+def _forward(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
+    w_t = _transposed(w_hh)
+    if mask is None:
+
+        def body(h, xp_t):
+            h = _act(nonlinearity, xp_t + _matmul(h, w_t, precision))
+            return h, h
+
+        inputs = xp
+    else:
+
+        def body(h, inp):
+            xp_t, valid = inp
+            h_new = _act(nonlinearity, xp_t + _matmul(h, w_t, precision))
+            return jnp.where(valid, h_new, h), jnp.where(valid, h_new, 0)
+
+        inputs = (xp, mask)
+
+    h_n, ys = jax.lax.scan(body, h0, inputs, reverse=reverse, unroll=unroll)
+    return ys, h_n
+
+
+def _backward_loop(dys, ys, w_hh, dh_n, mask, reverse, nonlinearity, precision, unroll):
+    """The sequential part of the backward pass, carrying dh only. Returns (da, dh0)."""
+
+    if mask is None:
+
+        def body(dh, inp):
+            dy_t, y_t = inp
+            da = (dh + dy_t) * _act_grad(nonlinearity, y_t)
+            return _matmul(da, w_hh, precision), da
+
+        inputs = (dys, ys)
+    else:
+
+        def body(dh, inp):
+            dy_t, y_t, valid = inp
+            da = jnp.where(valid, (dh + dy_t) * _act_grad(nonlinearity, y_t), 0)
+            return jnp.where(valid, _matmul(da, w_hh, precision), dh), da
+
+        inputs = (dys, ys, mask)
+
+    dh0, da = jax.lax.scan(body, dh_n, inputs, reverse=not reverse, unroll=unroll)
+    return da, dh0
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6, 7))
+def _recurrence(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
+    return _forward(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll)
+
+
+def _recurrence_fwd(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
+    ys, h_n = _forward(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll)
+    return (ys, h_n), (ys, w_hh, h0, mask)
+
+
+def _recurrence_bwd(reverse, nonlinearity, precision, unroll, residuals, cotangents):
+    ys, w_hh, h0, mask = residuals
+    dys, dh_n = cotangents
+    da, dh0 = _backward_loop(dys, ys, w_hh, dh_n, mask, reverse, nonlinearity, precision, unroll)
+    dw = _weight_grad(da, _previous_states(ys, h0, mask, reverse), precision)
+    return da, dw, dh0, None
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+# --------------------------------------------------------------------------- public functions
+
+
+def _check(name, xp, w_hh, h0, seq_lengths, nonlinearity, unroll, directions):
+    if nonlinearity not in _ACTIVATIONS:
+        raise ValueError(f"{name}: `nonlinearity` must be one of {_ACTIVATIONS}, got {nonlinearity!r}")
+    if not isinstance(unroll, int) or isinstance(unroll, bool) or unroll < 1:
+        raise ValueError(f"{name}: `unroll` must be a positive int, got {unroll!r}")
+    if xp.ndim != 3:
+        raise ValueError(f"{name}: expected xp of shape (time, batch, features), got {xp.shape}")
+    steps, batch, features = xp.shape
+    if steps == 0:
+        raise ValueError(f"{name}: xp has no time steps (xp.shape={xp.shape})")
+    if features % directions:
+        raise ValueError(f"{name}: xp's last axis ({features}) must be {directions} * hidden")
+    hidden = features // directions
+    lead = (directions,) if directions > 1 else ()
+    if w_hh.shape != lead + (hidden, hidden):
+        raise ValueError(f"{name}: expected w_hh of shape {lead + (hidden, hidden)}, got {w_hh.shape}")
+    if h0.shape != lead + (batch, hidden):
+        raise ValueError(f"{name}: expected h0 of shape {lead + (batch, hidden)}, got {h0.shape}")
+    if seq_lengths is not None:
+        if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+            raise TypeError(f"{name}: `seq_lengths` must be an integer array, got {seq_lengths.dtype}")
+        if seq_lengths.shape != (batch,):
+            raise ValueError(f"{name}: expected `seq_lengths` of shape ({batch},), got {seq_lengths.shape}")
+
+
+def _promote(xp, w_hh, h0):
+    """One compute dtype, as the layer does: xp's and w_hh's promoted; h0 is cast to it."""
+    dtype = jnp.result_type(xp, w_hh)
+    return xp.astype(dtype), w_hh.astype(dtype), h0.astype(dtype)
+
+
+def elman(
+    xp: Array,
+    w_hh: Array,
+    h0: Array,
+    seq_lengths: Array | None = None,
+    *,
+    reverse: bool = False,
+    nonlinearity: str = "tanh",
+    precision: Any = None,
+    unroll: int = 1,
+) -> tuple[Array, Array]:
+    r"""One direction of an Elman layer over projected inputs: ``h(t) = act(xp(t) + W_hh h(t-1))``.
+
+    Args:
+      xp: (time, batch, hidden), the input half of every step, ``W_ih x(t) + b_ih + b_hh``.
+      w_hh: (hidden, hidden) in torch's layout (the step computes ``h @ w_hh.T``).
+      h0: (batch, hidden), the state before the walk's first step.
+      seq_lengths: optional int array (batch,) with values in [1, time]: steps at or past a
+        sequence's length leave its state alone and output zeros.
+      reverse: walk t = time-1 .. 0 (the backward direction of a bidirectional layer).
+      nonlinearity: ``'tanh'`` or ``'relu'``.
+      precision: passed to every matmul (``jax.lax.Precision``).
+      unroll: steps per iteration of the compiled loops, forward and backward.
+
+    Returns:
+      ``(ys, h_n)``: ys (time, batch, hidden), the state after each step (zeros at padded
+      steps), and h_n (batch, hidden), the state after the walk's last valid step.
+
+    xp and w_hh are promoted to one dtype, and h0 is cast to it.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrnn._fused import elman
+    >>> xp = jax.random.normal(jax.random.key(0), (15, 32, 20))  # (time, batch, hidden)
+    >>> w_hh = 0.1 * jax.random.normal(jax.random.key(1), (20, 20))
+    >>> ys, h_n = elman(xp, w_hh, jnp.zeros((32, 20)))
+    >>> ys.shape, h_n.shape, bool(jnp.all(ys[-1] == h_n))
+    ((15, 32, 20), (32, 20), True)
+    """
+    _check("elman", xp, w_hh, h0, seq_lengths, nonlinearity, unroll, 1)
+    xp, w_hh, h0 = _promote(xp, w_hh, h0)
+    mask = _valid_mask(seq_lengths, xp.shape[0])
+    return _recurrence(xp, w_hh, h0, mask, bool(reverse), nonlinearity, precision, unroll)
+
+
+def elman_bidirectional(
+    xp: Array,
+    w_hh: Array,
+    h0: Array,
+    seq_lengths: Array | None = None,
+    *,
+    nonlinearity: str = "tanh",
+    precision: Any = None,
+    unroll: int = 1,
+) -> tuple[Array, Array]:
+    r"""Both directions of a bidirectional Elman layer in one loop.
+
+    Iteration i advances the forward walk at t = i and the reverse walk at t = time-1-i, one
+    batched matmul for both. The result equals ``elman`` run once per direction (the reverse
+    one with ``reverse=True``) with the outputs concatenated.
+
+    Args:
+      xp: (time, batch, 2 * hidden): the forward direction's projected inputs, then the reverse
+        direction's, on the last axis (one GEMM of x with both ``W_ih`` stacked gives this).
+      w_hh: (2, hidden, hidden), forward then reverse, each in torch's layout.
+      h0: (2, batch, hidden), forward then reverse.
+      seq_lengths, nonlinearity, precision, unroll: as for ``elman``; with lengths, the reverse
+        walk starts at each sequence's own last valid step.
+
+    Returns:
+      ``(ys, h_n)``: ys (time, batch, 2 * hidden), forward and reverse states concatenated on
+      the last axis, the next layer's input as it is; h_n (2, batch, hidden).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrnn._fused import elman_bidirectional
+    >>> xp = jax.random.normal(jax.random.key(0), (15, 32, 40))  # (time, batch, 2 * hidden)
+    >>> w_hh = 0.1 * jax.random.normal(jax.random.key(1), (2, 20, 20))
+    >>> ys, h_n = elman_bidirectional(xp, w_hh, jnp.zeros((2, 32, 20)))
+    >>> ys.shape, h_n.shape
+    ((15, 32, 40), (2, 32, 20))
+    """
+    _check("elman_bidirectional", xp, w_hh, h0, seq_lengths, nonlinearity, unroll, 2)
+    xp, w_hh, h0 = _promote(xp, w_hh, h0)
+    steps, batch, features = xp.shape
+    hidden = features // 2
+    # walk order: both directions forward in i, the reverse one over time-flipped inputs
+    halves = xp.reshape(steps, batch, 2, hidden)
+    walk_xp = jnp.stack([halves[:, :, 0], jnp.flip(halves[:, :, 1], axis=0)], axis=1)  # (T, 2, N, H)
+    mask = _valid_mask(seq_lengths, steps)
+    walk_mask = None if mask is None else jnp.stack([mask, jnp.flip(mask, axis=0)], axis=1)  # (T, 2, N, 1)
+    walk_ys, h_n = _recurrence(walk_xp, w_hh, h0, walk_mask, False, nonlinearity, precision, unroll)
+    ys = jnp.concatenate([walk_ys[:, 0], jnp.flip(walk_ys[:, 1], axis=0)], axis=-1)
+    return ys, h_n
+
+
+# --------------------------------------------------------------------------- a whole stack
+
+
+def _project(x: Array, weights: list[dict], bias: bool, precision: Any) -> Array:
+    """``W_ih x + b_ih + b_hh`` for all steps and the given directions, one GEMM: (..., D * hidden)."""
+    w_ih = weights[0]["weight_ih"] if len(weights) == 1 else jnp.concatenate([w["weight_ih"] for w in weights])
+    dtype = jnp.result_type(x, w_ih)
+    xp = jnp.matmul(x.astype(dtype), w_ih.astype(dtype).T, precision=precision)
+    if bias:
+        b = jnp.concatenate([w["bias_ih"] + w["bias_hh"] for w in weights]).astype(dtype)
+        xp = xp + b.reshape((1,) * (xp.ndim - 1) + b.shape)
+    return xp
+
+
+def elman_layer(
+    weights: list[dict],
+    x: Array,
+    h0: Array,
+    seq_lengths: Array | None = None,
+    *,
+    bias: bool = True,
+    nonlinearity: str = "tanh",
+    precision: Any = None,
+    unroll: int = 1,
+    fuse_directions: bool = False,
+) -> tuple[Array, Array]:
+    """One layer of ``torch.nn.RNN`` on time-major x (time, batch, features).
+
+    Args:
+      weights: one dict per direction (forward, then reverse), with torch's names and shapes:
+        ``weight_ih`` (H, I), ``weight_hh`` (H, H), and with ``bias``, ``bias_ih``/``bias_hh`` (H,).
+      x: (time, batch, I); h0: (D, batch, H).
+      fuse_directions: with two directions, run both in one loop (``elman_bidirectional``)
+        instead of one loop each. Off by default: it measured no faster on the CPU
+        (benchmarks/NOTES.md), and one loop per direction is the simpler program.
+
+    Returns:
+      ``(ys, h_n)``: ys (time, batch, D * H), h_n (D, batch, H).
+    """
+    kw = dict(nonlinearity=nonlinearity, precision=precision, unroll=unroll)
+    if len(weights) == 2 and fuse_directions:
+        w_hh = jnp.stack([w["weight_hh"] for w in weights])
+        return elman_bidirectional(_project(x, weights, bias, precision), w_hh, h0, seq_lengths, **kw)
+    outputs, finals = [], []
+    for direction, w in enumerate(weights):  # a GEMM and a loop per direction, no slicing of a shared xp
+        ys, h_n = elman(
+            _project(x, [w], bias, precision), w["weight_hh"], h0[direction], seq_lengths, reverse=bool(direction), **kw
+        )
+        outputs.append(ys)
+        finals.append(h_n)
+    return (outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)), jnp.stack(finals)
+
+
+def elman_stack(
+    params: dict,
+    x: Array,
+    h0: Array | None = None,
+    seq_lengths: Array | None = None,
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    nonlinearity: str = "tanh",
+    bias: bool = True,
+    batch_first: bool = False,
+    precision: Any = None,
+    unroll: int = 1,
+    fuse_directions: bool = False,
+) -> tuple[Array, Array]:
+    """``jaxrnn.RNN``'s forward (without dropout) as a function of its ``params`` tree.
+
+    ``params['l{k}']`` (``'l{k}_reverse'``) hold layer k's weights under torch's names, as
+    ``jaxrnn.RNN.init`` and ``jaxrnn.from_torch`` give them. x, h0, seq_lengths and the results
+    are as for ``jaxrnn.RNN``: x (time, batch, I), (batch, time, I) with ``batch_first``, or
+    unbatched (time, I); h0 and h_n (num_layers * D, batch, H).
+
+    >>> import jax
+    >>> from jaxrnn import RNN
+    >>> from jaxrnn._fused import elman_stack
+    >>> rnn = RNN(input_size=10, hidden_size=20, num_layers=2, batch_first=True)
+    >>> x = jax.random.normal(jax.random.key(0), (32, 15, 10))  # (batch, seq, features)
+    >>> params = rnn.init(jax.random.key(1), x)["params"]
+    >>> output, h_n = elman_stack(params, x, num_layers=2, batch_first=True)
+    >>> output.shape, h_n.shape
+    ((32, 15, 20), (2, 32, 20))
+    """
+    directions = 2 if bidirectional else 1
+    batched = x.ndim == 3
+    if not batched:
+        x = x[:, None]
+        h0 = None if h0 is None else h0[:, None]
+    elif batch_first:
+        x = jnp.swapaxes(x, 0, 1)
+    hidden = params["l0"]["weight_hh"].shape[0]
+    if h0 is None:
+        h0 = jnp.zeros((num_layers * directions, x.shape[1], hidden), x.dtype)
+    finals = []
+    for layer in range(num_layers):
+        names = [f"l{layer}", f"l{layer}_reverse"][:directions]
+        x, h_n = elman_layer(
+            [params[n] for n in names],
+            x,
+            h0[layer * directions : (layer + 1) * directions],
+            seq_lengths,
+            bias=bias,
+            nonlinearity=nonlinearity,
+            precision=precision,
+            unroll=unroll,
+            fuse_directions=fuse_directions,
+        )
+        finals.append(h_n)
+    h_n = jnp.concatenate(finals)
+    if not batched:
+        return x[:, 0], h_n[:, 0]
+    if batch_first:
+        x = jnp.swapaxes(x, 0, 1)
+    return x, h_n
