@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
+from . import _checks, _fused
 from ._cell import GRUCell, LSTMCell, LSTMState, RNNCell, _Cell
 
 Array = jax.Array
@@ -139,6 +139,15 @@ class _Recurrent(nn.Module):
     def _carry_shapes(self, lead: tuple[int, ...]) -> Any:
         return lead + (self.hidden_size,)
 
+    def _layer(self, cells: list[_Cell], x: Array, starts: list, mask: Array | None, seq_lengths: Array | None):
+        """One layer, all its directions, on time-major x: returns (output (T, N, D * ·), final carries)."""
+        outputs, finals = [], []
+        for direction, (cell, start) in enumerate(zip(cells, starts)):
+            ys, carry_n = _scan_direction(cell, x, start, mask, bool(direction), self.unroll)
+            outputs.append(ys)
+            finals.append(carry_n)
+        return (outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)), finals
+
     def _forward(self, x: Array, hx: Any, seq_lengths: Array | None, deterministic: bool, hx_name: str):
         hx = self._check_call(x, hx, seq_lengths, hx_name)
         batched = x.ndim == 3
@@ -156,7 +165,7 @@ class _Recurrent(nn.Module):
         finals = []
         layer_input = x
         for layer in range(self.num_layers):
-            outputs = []
+            cells, starts = [], []
             for direction in range(self.num_directions):
                 in_size = self.input_size if layer == 0 else self._output_size * self.num_directions
                 cell = self._cell(in_size, f"l{layer}{'_reverse' if direction else ''}")
@@ -165,10 +174,10 @@ class _Recurrent(nn.Module):
                     start = cell.zero_carry((batch,), layer_input.dtype)
                 else:
                     start = jax.tree.map(lambda a: a[row], hx)
-                ys, carry_n = _scan_direction(cell, layer_input, start, mask, bool(direction), self.unroll)
-                outputs.append(ys)
-                finals.append(carry_n)
-            layer_input = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)
+                cells.append(cell)
+                starts.append(start)
+            layer_input, carries = self._layer(cells, layer_input, starts, mask, seq_lengths)
+            finals += carries
             if self.dropout > 0 and layer < self.num_layers - 1:
                 layer_input = nn.Dropout(rate=self.dropout)(layer_input, deterministic=deterministic)
 
@@ -215,11 +224,20 @@ class RNN(_Recurrent):
         h(t) = \tanh(W_{ih} x(t) + b_{ih} + W_{hh} h(t-1) + b_{hh})
 
     (``relu`` with ``nonlinearity='relu'``). The constructor is torch's, with its names, order
-    and defaults; ``dtype``, ``param_dtype``, ``precision`` and ``unroll`` (of the time scan)
-    are extras. Parameters of layer k live under ``l{k}`` (``l{k}_reverse`` for the backward
-    direction) with torch's names: ``weight_ih`` (H, I) for layer 0, (H, D*H) above it,
-    ``weight_hh`` (H, H), ``bias_ih`` (H,), ``bias_hh`` (H,); torch's key ``weight_ih_l1_reverse``
-    is ``params['l1_reverse']['weight_ih']``. Every parameter starts from U(-1/sqrt(H), 1/sqrt(H)).
+    and defaults; ``dtype``, ``param_dtype``, ``precision``, ``unroll`` (of the time loop) and
+    ``impl`` are extras. ``impl='fused'`` (the default) runs the recurrence of
+    ``jaxrnn._fused``: a loop of one matmul, add and activation per step, and a hand-written
+    backward pass whose loop carries only dh (the weight gradient is one GEMM over all steps
+    afterwards). ``impl='scan'`` is the reference: ``flax.linen.scan`` over ``RNNCell`` with
+    autodiff, as LSTM and GRU run.
+    Both compute the same values (the float64 parity suites hold each to torch at 1e-10).
+    The fused path's gradient is a ``jax.custom_vjp``: reverse mode (``jax.grad``, ``jax.vjp``,
+    grad of grad) works, forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) does not;
+    use ``impl='scan'`` for those.
+    Parameters of layer k live under ``l{k}`` (``l{k}_reverse`` for the backward direction)
+    with torch's names: ``weight_ih`` (H, I) for layer 0, (H, D*H) above it, ``weight_hh``
+    (H, H), ``bias_ih`` (H,), ``bias_hh`` (H,); torch's key ``weight_ih_l1_reverse`` is
+    ``params['l1_reverse']['weight_ih']``. Every parameter starts from U(-1/sqrt(H), 1/sqrt(H)).
 """
         + _SHARED_DOC
         + """
@@ -246,9 +264,31 @@ class RNN(_Recurrent):
     param_dtype: Any = jnp.float32
     precision: Any = None
     unroll: int = 1
+    impl: str = "fused"
 
     def _check_options(self) -> None:
         _checks.one_of("nonlinearity", self.nonlinearity, ("tanh", "relu"), type(self).__name__)
+        _checks.one_of("impl", self.impl, ("fused", "scan"), type(self).__name__)
+
+    def _layer(self, cells, x, starts, mask, seq_lengths):
+        if self.impl == "scan":
+            return super()._layer(cells, x, starts, mask, seq_lengths)
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
+        weights = [{k: getattr(cell, k) for k in names} for cell in cells]
+        if self.dtype is not None:  # the cells' promote_dtype(..., dtype=self.dtype)
+            x = x.astype(self.dtype)
+            weights = [{k: w.astype(self.dtype) for k, w in d.items()} for d in weights]
+        ys, h_n = _fused.elman_layer(
+            weights,
+            x,
+            jnp.stack(starts),
+            seq_lengths,
+            bias=self.bias,
+            nonlinearity=self.nonlinearity,
+            precision=self.precision,
+            unroll=self.unroll,
+        )
+        return ys, list(h_n)
 
     def _cell(self, input_size: int, name: str) -> RNNCell:
         return RNNCell(
