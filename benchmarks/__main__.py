@@ -158,6 +158,8 @@ def run(args) -> dict:
     for section in sections:
         for shape in shapes[section]:
             for work in works:
+                if quick and section == "sweep" and work != "train":
+                    continue  # the smoke run keeps one kind of work for the sweep's plot
                 cell = _cell(section, shape, work, chosen, settings, unavailable)
                 cells.append(cell)
                 _log(f"[{time.perf_counter() - t_start:6.0f}s] " + _summary_line(cell))

@@ -8,9 +8,11 @@ the same params, under jax.jit, alternated round by round with the others and to
   add and one tanh, autodiff of lax.scan for the backward pass (what nn.scan over the cell does);
 - ``layer``: jaxrnn.RNN as a user calls it (its default impl);
 - ``vjp split``: jaxrnn._fused, custom VJP (backward loop carries dh only, dW_hh one GEMM),
-  one loop per direction;
+  one loop per direction, W_hh^T made once before the forward loop;
+- ``vjp split, W^T folded``: the same, with ``h @ W_hh.T`` left to XLA, which folds the
+  transpose into the dot (a transposed-operand GEMM every step);
 - ``vjp fused``: the same with both directions in one loop (bidirectional shapes only);
-- ``vjp uK``: the loops unrolled K steps (directions fused when there are two).
+- ``vjp uK``: ``vjp split`` with its loops unrolled K steps.
 
 Writes results/ablations.json and results/ablations.md.
 """
@@ -81,17 +83,30 @@ def _variants(shape: _grid.Shape) -> dict:
 
         return apply
 
+    def folded_transpose(apply):
+        """``apply`` traced with h @ W_hh^T left to XLA (a transposed-operand GEMM in the loop)."""
+
+        def traced(params, x):
+            saved, _fused._PRETRANSPOSE = _fused._PRETRANSPOSE, False
+            try:
+                return apply(params, x)
+            finally:
+                _fused._PRETRANSPOSE = saved
+
+        return traced
+
     layer_init, layer_apply = _contenders._jaxrnn_apply(shape, None)
     out = {
         "step-proj autodiff": lambda p, x: _reference_stack(p, x, shape, hoisted=False),
         "hoisted autodiff": lambda p, x: _reference_stack(p, x, shape, hoisted=True),
         "layer": layer_apply,
         "vjp split": fused(False, 1),
+        "vjp split, W^T folded": folded_transpose(fused(False, 1)),
     }
     if shape.bidirectional:
         out["vjp fused"] = fused(True, 1)
     for k in UNROLLS:
-        out[f"vjp u{k}"] = fused(True, k)
+        out[f"vjp u{k}"] = fused(False, k)
     return layer_init, out
 
 

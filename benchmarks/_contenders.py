@@ -13,7 +13,10 @@ the first call, compilation included); ``peak_bytes`` the peak memory of one cal
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -281,7 +284,7 @@ def _torch_peak_memory(run, device: str) -> tuple[int | None, str | None]:
         from torch.profiler import ProfilerActivity, profile
         from torch.profiler._memory_profiler import MemoryProfileTimeline
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_stderr():
             warnings.simplefilter("ignore")
             with profile(
                 activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True
@@ -291,6 +294,21 @@ def _torch_peak_memory(run, device: str) -> tuple[int | None, str | None]:
         return int(np.asarray(sizes).sum(axis=1).max()), "torch.profiler memory timeline (peak of all categories)"
     except Exception:  # a private API: absent or changed in this torch
         return None, None
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (the profiler's C++ side logs every start and stop there)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _build_torch(compiled: bool):

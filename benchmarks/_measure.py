@@ -28,17 +28,20 @@ def alternate(
 ) -> dict[str, dict]:
     """Time every runner in rounds, one sample of each per round, the order rotating each round.
 
-    After ``warmup`` calls each, one timed call estimates a runner's cost; a sample repeats the
-    call ``number`` times so it lasts at least ``min_sample_s`` (fast calls are not timed alone).
+    ``warmup`` calls each come first, the last of them timed to estimate a runner's cost (a call
+    that takes seconds is warm after one); a sample repeats the call ``number`` times so it lasts
+    at least ``min_sample_s`` (fast calls are not timed alone).
     The number of rounds fits ``budget_s`` within [min_rounds, max_rounds].
     Returns, per runner: the per-call seconds of each sample, their median, and ``number``.
     """
     names = list(runners)
     estimate = {}
     for name in names:
-        for _ in range(warmup):
+        for _ in range(warmup - 1):
             runners[name]()
         estimate[name] = _time_calls(runners[name], 1)
+        if estimate[name] < 0.5:  # a fast call: estimate again, warm
+            estimate[name] = _time_calls(runners[name], 1)
     number = {n: max(1, math.ceil(min_sample_s / max(estimate[n], 1e-9))) for n in names}
     per_round = sum(number[n] * estimate[n] for n in names)
     rounds = int(min(max_rounds, max(min_rounds, budget_s // max(per_round, 1e-9))))
