@@ -67,31 +67,24 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def four_devices(tmp_path_factory):
+def test_four_devices_give_the_history_of_one_and_resume_bit_for_bit(tmp_path):
+    """One subprocess (jax starts once, 4 devices). float32 on both sides: the sharded step sums the
+    gradient over the devices in another order, and a padded batch's loss is a masked mean of
+    per-example losses; that is rounding (stated tolerance 1e-5 relative), while an unmasked or
+    dropped example would change the loss by ~1e-1."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    ckpt = tmp_path_factory.mktemp("sharded") / "ckpt"
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(ckpt)], capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "ckpt")], capture_output=True, text=True,
+                          env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.parametrize("name, steps", [("sine", 2 * 5), ("tagging", 2 * 3)])
-def test_four_devices_give_the_history_of_one(four_devices, name, steps):
-    """float32 on both sides: the sharded step sums the gradient over the devices in another order,
-    and a padded batch's loss is a masked mean of per-example losses; that is rounding (stated
-    tolerance 1e-5 relative), while an unmasked or dropped example would change the loss by ~1e-1."""
-    r = four_devices[name]
-    assert r["steps"] == [steps, steps]  # every batch, the ragged last one included
-    for key, diff in r["max_rel_diff"].items():
-        assert diff < 1e-5, (key, diff)
-    assert r["params_max_abs_diff"] < 1e-6
-    assert r["replicated"] is True and r["devices"] == 4  # a copy on each of the 4 devices
-
-
-def test_four_device_checkpoint_resumes_bit_for_bit(four_devices):
-    assert four_devices["resume_equal"] is True
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, steps in (("sine", 2 * 5), ("tagging", 2 * 3)):
+        r = out[name]
+        assert r["steps"] == [steps, steps], name  # every batch, the ragged last one included
+        for key, diff in r["max_rel_diff"].items():
+            assert diff < 1e-5, (name, key, diff)
+        assert r["params_max_abs_diff"] < 1e-6, name
+        assert r["replicated"] is True and r["devices"] == 4, name  # a copy on each of the 4 devices
+    assert out["resume_equal"] is True
 
 
 def test_pad_batch_pads_with_the_last_example_and_masks_it():
