@@ -50,7 +50,8 @@ VARIANTS = {
 }
 # The scan reference is the generic path that LSTM and GRU run too, and their full sweeps
 # (test_lstm_gru_match_torch.py) cover its stacking, directions, masks and h0; here it runs on
-# every third configuration of the RNN product (odd strides, so every option takes each value) (each still compares output, h_n and all grads).
+# every third configuration of the RNN product (each compares output, h_n and all grads). Strides
+# are odd, so every option takes each of its values.
 SCAN_BATCHED, SCAN_UNBATCHED = BATCHED[::3], UNBATCHED[::3]
 
 
