@@ -1,14 +1,16 @@
 r"""The Elman recurrence as pure JAX functions with a hand-written backward pass.
 
 The layer computes the input half of every step first, one GEMM for the whole sequence:
-``xp(t) = W_ih x(t) + b_ih + b_hh``. What is left is the sequential part,
+``xp(t) = W_ih x(t)``. What is left is the sequential part, with b = b_ih + b_hh,
 
 .. math::
-    h(t) = \tanh(xp(t) + W_{hh} h(t-1))
+    h(t) = \tanh(xp(t) + b + W_{hh} h(t-1))
 
 (``relu`` with ``nonlinearity='relu'``), and that is what this module runs:
 
-- forward: a loop whose body is one matmul, one add and one activation, carrying only h;
+- forward: a loop whose body is one matmul and one fused add-add-activation, carrying only
+  h; W_hh^T is made once before the loop, so each step is a plain row-major GEMM, and the bias
+  is added in the loop (free there) instead of in a pass over the whole xp;
 - backward (a ``jax.custom_vjp``): a loop carrying only ``dh``, one matmul per step,
   ``da(t) = (dh(t) + dy(t)) * act'(h(t))``, ``dh(t-1) = da(t) W_hh``; the weight gradient is
   then one GEMM over all steps, ``dW_hh = sum_t da(t)^T h(t-1)``, instead of T small outer
@@ -120,12 +122,17 @@ def _matmul(g: Array, w: Array, precision: Any) -> Array:
     return jnp.einsum("dnh,dhk->dnk", g, w, precision=precision)
 
 
-def _forward(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
+def _forward(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
     w_t = _transposed(w_hh)
+
+    def step(h, xp_t):  # (xp + b) + W_hh h: the cell's order of additions
+        a = xp_t if b is None else xp_t + b
+        return _act(nonlinearity, a + _matmul(h, w_t, precision))
+
     if mask is None:
 
         def body(h, xp_t):
-            h = _act(nonlinearity, xp_t + _matmul(h, w_t, precision))
+            h = step(h, xp_t)
             return h, h
 
         inputs = xp
@@ -133,7 +140,7 @@ def _forward(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
 
         def body(h, inp):
             xp_t, valid = inp
-            h_new = _act(nonlinearity, xp_t + _matmul(h, w_t, precision))
+            h_new = step(h, xp_t)
             return jnp.where(valid, h_new, h), jnp.where(valid, h_new, 0)
 
         inputs = (xp, mask)
@@ -166,22 +173,24 @@ def _backward_loop(dys, ys, w_hh, dh_n, mask, reverse, nonlinearity, precision, 
     return da, dh0
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6, 7))
-def _recurrence(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
-    return _forward(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
+def _recurrence(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
+    return _forward(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll)
 
 
-def _recurrence_fwd(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
-    ys, h_n = _forward(xp, w_hh, h0, mask, reverse, nonlinearity, precision, unroll)
-    return (ys, h_n), (ys, w_hh, h0, mask)
+def _recurrence_fwd(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
+    ys, h_n = _forward(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll)
+    return (ys, h_n), (ys, b, w_hh, h0, mask)
 
 
 def _recurrence_bwd(reverse, nonlinearity, precision, unroll, residuals, cotangents):
-    ys, w_hh, h0, mask = residuals
+    ys, b, w_hh, h0, mask = residuals
     dys, dh_n = cotangents
     da, dh0 = _backward_loop(dys, ys, w_hh, dh_n, mask, reverse, nonlinearity, precision, unroll)
     dw = _weight_grad(da, _previous_states(ys, h0, mask, reverse), precision)
-    return da, dw, dh0, None
+    # b broadcasts over time and batch: (hidden,) -> (1, hidden), or (D, 1, hidden) with directions
+    db = None if b is None else jnp.sum(da, axis=(0, da.ndim - 2), keepdims=True).reshape(b.shape)
+    return da, db, dw, dh0, None
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -190,7 +199,7 @@ _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 # --------------------------------------------------------------------------- public functions
 
 
-def _check(name, xp, w_hh, h0, seq_lengths, nonlinearity, unroll, directions):
+def _check(name, xp, w_hh, h0, seq_lengths, nonlinearity, unroll, directions, bias=None):
     if nonlinearity not in _ACTIVATIONS:
         raise ValueError(f"{name}: `nonlinearity` must be one of {_ACTIVATIONS}, got {nonlinearity!r}")
     if not isinstance(unroll, int) or isinstance(unroll, bool) or unroll < 1:
@@ -208,6 +217,8 @@ def _check(name, xp, w_hh, h0, seq_lengths, nonlinearity, unroll, directions):
         raise ValueError(f"{name}: expected w_hh of shape {lead + (hidden, hidden)}, got {w_hh.shape}")
     if h0.shape != lead + (batch, hidden):
         raise ValueError(f"{name}: expected h0 of shape {lead + (batch, hidden)}, got {h0.shape}")
+    if bias is not None and bias.shape != lead + (hidden,):
+        raise ValueError(f"{name}: expected bias of shape {lead + (hidden,)}, got {bias.shape}")
     if seq_lengths is not None:
         if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
             raise TypeError(f"{name}: `seq_lengths` must be an integer array, got {seq_lengths.dtype}")
@@ -215,10 +226,11 @@ def _check(name, xp, w_hh, h0, seq_lengths, nonlinearity, unroll, directions):
             raise ValueError(f"{name}: expected `seq_lengths` of shape ({batch},), got {seq_lengths.shape}")
 
 
-def _promote(xp, w_hh, h0):
-    """One compute dtype, as the layer does: xp's and w_hh's promoted; h0 is cast to it."""
-    dtype = jnp.result_type(xp, w_hh)
-    return xp.astype(dtype), w_hh.astype(dtype), h0.astype(dtype)
+def _promote(xp, bias, w_hh, h0):
+    """One compute dtype, as the layer does: xp's, bias's and w_hh's promoted; h0 is cast to it."""
+    dtype = jnp.result_type(xp, w_hh) if bias is None else jnp.result_type(xp, bias, w_hh)
+    cast = None if bias is None else bias.astype(dtype)
+    return xp.astype(dtype), cast, w_hh.astype(dtype), h0.astype(dtype)
 
 
 def elman(
@@ -227,19 +239,23 @@ def elman(
     h0: Array,
     seq_lengths: Array | None = None,
     *,
+    bias: Array | None = None,
     reverse: bool = False,
     nonlinearity: str = "tanh",
     precision: Any = None,
     unroll: int = 1,
 ) -> tuple[Array, Array]:
-    r"""One direction of an Elman layer over projected inputs: ``h(t) = act(xp(t) + W_hh h(t-1))``.
+    r"""One direction of an Elman layer over projected inputs: ``h(t) = act(xp(t) + b + W_hh h(t-1))``.
 
     Args:
-      xp: (time, batch, hidden), the input half of every step, ``W_ih x(t) + b_ih + b_hh``.
+      xp: (time, batch, hidden), the input half of every step: ``W_ih x(t)``, with or without
+        the biases.
       w_hh: (hidden, hidden) in torch's layout (the step computes ``h @ w_hh.T``).
       h0: (batch, hidden), the state before the walk's first step.
       seq_lengths: optional int array (batch,) with values in [1, time]: steps at or past a
         sequence's length leave its state alone and output zeros.
+      bias: optional (hidden,), ``b_ih + b_hh``, added inside the loop (where it costs nothing:
+        the step's add and activation are one fused loop) rather than in a pass over xp.
       reverse: walk t = time-1 .. 0 (the backward direction of a bidirectional layer).
       nonlinearity: ``'tanh'`` or ``'relu'``.
       precision: passed to every matmul (``jax.lax.Precision``).
@@ -249,7 +265,7 @@ def elman(
       ``(ys, h_n)``: ys (time, batch, hidden), the state after each step (zeros at padded
       steps), and h_n (batch, hidden), the state after the walk's last valid step.
 
-    xp and w_hh are promoted to one dtype, and h0 is cast to it.
+    xp, bias and w_hh are promoted to one dtype, and h0 is cast to it.
 
     >>> import jax, jax.numpy as jnp
     >>> from jaxrnn._fused import elman
@@ -259,10 +275,11 @@ def elman(
     >>> ys.shape, h_n.shape, bool(jnp.all(ys[-1] == h_n))
     ((15, 32, 20), (32, 20), True)
     """
-    _check("elman", xp, w_hh, h0, seq_lengths, nonlinearity, unroll, 1)
-    xp, w_hh, h0 = _promote(xp, w_hh, h0)
+    _check("elman", xp, w_hh, h0, seq_lengths, nonlinearity, unroll, 1, bias)
+    xp, bias, w_hh, h0 = _promote(xp, bias, w_hh, h0)
+    b = None if bias is None else bias.reshape(1, -1)  # broadcasts over the batch of one step
     mask = _valid_mask(seq_lengths, xp.shape[0])
-    return _recurrence(xp, w_hh, h0, mask, bool(reverse), nonlinearity, precision, unroll)
+    return _recurrence(xp, b, w_hh, h0, mask, bool(reverse), nonlinearity, precision, unroll)
 
 
 def elman_bidirectional(
@@ -271,6 +288,7 @@ def elman_bidirectional(
     h0: Array,
     seq_lengths: Array | None = None,
     *,
+    bias: Array | None = None,
     nonlinearity: str = "tanh",
     precision: Any = None,
     unroll: int = 1,
@@ -286,6 +304,7 @@ def elman_bidirectional(
         direction's, on the last axis (one GEMM of x with both ``W_ih`` stacked gives this).
       w_hh: (2, hidden, hidden), forward then reverse, each in torch's layout.
       h0: (2, batch, hidden), forward then reverse.
+      bias: optional (2, hidden), each direction's ``b_ih + b_hh``.
       seq_lengths, nonlinearity, precision, unroll: as for ``elman``; with lengths, the reverse
         walk starts at each sequence's own last valid step.
 
@@ -301,8 +320,9 @@ def elman_bidirectional(
     >>> ys.shape, h_n.shape
     ((15, 32, 40), (2, 32, 20))
     """
-    _check("elman_bidirectional", xp, w_hh, h0, seq_lengths, nonlinearity, unroll, 2)
-    xp, w_hh, h0 = _promote(xp, w_hh, h0)
+    _check("elman_bidirectional", xp, w_hh, h0, seq_lengths, nonlinearity, unroll, 2, bias)
+    xp, bias, w_hh, h0 = _promote(xp, bias, w_hh, h0)
+    b = None if bias is None else bias[:, None, :]  # (2, 1, hidden): per direction, over the batch
     steps, batch, features = xp.shape
     hidden = features // 2
     # walk order: both directions forward in i, the reverse one over time-flipped inputs
@@ -310,7 +330,7 @@ def elman_bidirectional(
     walk_xp = jnp.stack([halves[:, :, 0], jnp.flip(halves[:, :, 1], axis=0)], axis=1)  # (T, 2, N, H)
     mask = _valid_mask(seq_lengths, steps)
     walk_mask = None if mask is None else jnp.stack([mask, jnp.flip(mask, axis=0)], axis=1)  # (T, 2, N, 1)
-    walk_ys, h_n = _recurrence(walk_xp, w_hh, h0, walk_mask, False, nonlinearity, precision, unroll)
+    walk_ys, h_n = _recurrence(walk_xp, b, w_hh, h0, walk_mask, False, nonlinearity, precision, unroll)
     ys = jnp.concatenate([walk_ys[:, 0], jnp.flip(walk_ys[:, 1], axis=0)], axis=-1)
     return ys, h_n
 
@@ -318,15 +338,11 @@ def elman_bidirectional(
 # --------------------------------------------------------------------------- a whole stack
 
 
-def _project(x: Array, weights: list[dict], bias: bool, precision: Any) -> Array:
-    """``W_ih x + b_ih + b_hh`` for all steps and the given directions, one GEMM: (..., D * hidden)."""
+def _project(x: Array, weights: list[dict], precision: Any) -> Array:
+    """``W_ih x`` for all steps and the given directions, one GEMM: (..., D * hidden)."""
     w_ih = weights[0]["weight_ih"] if len(weights) == 1 else jnp.concatenate([w["weight_ih"] for w in weights])
     dtype = jnp.result_type(x, w_ih)
-    xp = jnp.matmul(x.astype(dtype), w_ih.astype(dtype).T, precision=precision)
-    if bias:
-        b = jnp.concatenate([w["bias_ih"] + w["bias_hh"] for w in weights]).astype(dtype)
-        xp = xp + b.reshape((1,) * (xp.ndim - 1) + b.shape)
-    return xp
+    return jnp.matmul(x.astype(dtype), w_ih.astype(dtype).T, precision=precision)
 
 
 def elman_layer(
@@ -355,14 +371,15 @@ def elman_layer(
       ``(ys, h_n)``: ys (time, batch, D * H), h_n (D, batch, H).
     """
     kw = dict(nonlinearity=nonlinearity, precision=precision, unroll=unroll)
+    biases = [w["bias_ih"] + w["bias_hh"] for w in weights] if bias else [None] * len(weights)
     if len(weights) == 2 and fuse_directions:
         w_hh = jnp.stack([w["weight_hh"] for w in weights])
-        return elman_bidirectional(_project(x, weights, bias, precision), w_hh, h0, seq_lengths, **kw)
+        b = None if not bias else jnp.stack([w["bias_ih"] + w["bias_hh"] for w in weights])
+        return elman_bidirectional(_project(x, weights, precision), w_hh, h0, seq_lengths, bias=b, **kw)
     outputs, finals = [], []
-    for direction, w in enumerate(weights):  # a GEMM and a loop per direction, no slicing of a shared xp
-        ys, h_n = elman(
-            _project(x, [w], bias, precision), w["weight_hh"], h0[direction], seq_lengths, reverse=bool(direction), **kw
-        )
+    for direction, (w, b) in enumerate(zip(weights, biases)):  # a GEMM and a loop per direction
+        xp = _project(x, [w], precision)
+        ys, h_n = elman(xp, w["weight_hh"], h0[direction], seq_lengths, bias=b, reverse=bool(direction), **kw)
         outputs.append(ys)
         finals.append(h_n)
     return (outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)), jnp.stack(finals)

@@ -185,19 +185,20 @@ def test_impl_must_be_fused_or_scan():
 @pytest.mark.parametrize("act", ["tanh", "relu"])
 def test_elman_matches_scan_over_steps(reverse, act):
     """The primitive alone against the definition written as a plain loop (float64)."""
-    kx, kw, kh = jax.random.split(jax.random.key(3), 3)
+    kx, kw, kh, kb = jax.random.split(jax.random.key(3), 4)
     xp = jax.random.normal(kx, (T, N, H), jnp.float64)
     w = jax.random.normal(kw, (H, H), jnp.float64) / np.sqrt(H)
     h = jax.random.normal(kh, (N, H), jnp.float64)
+    b = jax.random.normal(kb, (H,), jnp.float64)
     lengths = jnp.asarray(LENGTHS)
-    ys, h_n = _fused.elman(xp, w, h, lengths, reverse=reverse, nonlinearity=act)
+    ys, h_n = _fused.elman(xp, w, h, lengths, bias=b, reverse=reverse, nonlinearity=act)
     f = jnp.tanh if act == "tanh" else jax.nn.relu
     expected = np.zeros((T, N, H))
     for n in range(N):
         state = h[n]
         steps = range(LENGTHS[n] - 1, -1, -1) if reverse else range(LENGTHS[n])
         for t in steps:
-            state = f(xp[t, n] + w @ state)
+            state = f(xp[t, n] + b + w @ state)
             expected[t, n] = state
         assert_close(h_n[n], state, what=f"h_n[{n}]")
     assert_close(ys, expected, what="ys")
@@ -239,6 +240,10 @@ def test_elman_matches_scan_over_steps(reverse, act):
         (
             lambda: _fused.elman_bidirectional(jnp.zeros((T, N, 2 * H)), jnp.zeros((H, H)), jnp.zeros((2, N, H))),
             r"expected w_hh of shape \(2, 5, 5\), got \(5, 5\)",
+        ),
+        (
+            lambda: _fused.elman(jnp.zeros((T, N, H)), jnp.zeros((H, H)), jnp.zeros((N, H)), bias=jnp.zeros(H + 1)),
+            r"expected bias of shape \(5,\), got \(6,\)",
         ),
     ],
 )
