@@ -16,7 +16,9 @@ import datetime
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import _contenders, _grid, _measure, _report
 
@@ -37,19 +39,23 @@ def _parse(argv):
     p.add_argument("--sections", default="grid,sweep", help="comma list of: grid, sweep (default both)")
     p.add_argument("--works", default="train,forward", help="comma list of: train, forward")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed rounds per cell")
+    p.add_argument("--everything", action="store_true", help="run every contender in every cell (much longer)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results[/quick])")
     return p.parse_args(argv)
 
 
-def _cell(section, shape, work, chosen, settings, unavailable) -> dict:
+def _cell(section, shape, work, chosen, settings: dict[str, Any], unavailable: dict[str, str]) -> dict:
     x = _contenders.make_input(shape)
-    runners, entries = {}, {}
+    runners: dict[str, Callable[[], None]] = {}
+    entries: dict[str, dict[str, Any]] = {}
     for c in chosen:
-        if section == "sweep" and c.name == "torch.compile":
-            continue  # recompiles for every T: minutes for a curve that says what the grid says
+        why = None if settings["everything"] else c.skip(section, shape)
+        if why is not None:
+            entries[c.name] = {"median_s": None, "skipped": why}
+            continue
         t0 = time.perf_counter()
         try:
-            prepared = c.build(shape, work, x)
+            prepared = c.build(shape, work, x, memory=section == "grid")  # torch's costs a profiled call
         except _contenders.Unavailable as e:
             unavailable[c.name] = str(e)
             entries[c.name] = {"median_s": None, "error": str(e)}
@@ -81,11 +87,11 @@ def _cell(section, shape, work, chosen, settings, unavailable) -> dict:
     flops = shape.flops(work)
     base = timed.get(_contenders.BASELINE, {}).get("median_s")
     for name, t in timed.items():
-        e = entries[name]
-        e.update(t)
-        e["gflops"] = flops / t["median_s"] / 1e9
-        e["gemm_fraction"] = e["gflops"] / gemm_gflops
-        e["speedup"] = None if base is None else base / t["median_s"]
+        entry = entries[name]
+        entry.update(t)
+        entry["gflops"] = flops / t["median_s"] / 1e9
+        entry["gemm_fraction"] = entry["gflops"] / gemm_gflops
+        entry["speedup"] = None if base is None else base / t["median_s"]
     return {
         "section": section,
         "work": work,
@@ -99,6 +105,8 @@ def _cell(section, shape, work, chosen, settings, unavailable) -> dict:
 def _summary_line(cell: dict) -> str:
     parts = []
     for name, e in cell["contenders"].items():
+        if "skipped" in e:
+            continue
         if e.get("median_s") is None:
             parts.append(f"{name} n/a")
         else:
@@ -109,9 +117,10 @@ def _summary_line(cell: dict) -> str:
 
 def run(args) -> dict:
     quick = args.quick
-    settings = {
+    settings: dict[str, Any] = {
         "gemm_n": 256 if quick else 2048,
-        "budget": {"grid": 1.0, "sweep": 1.0} if quick else {"grid": 14.0, "sweep": 5.0},
+        "budget": {"grid": 1.0, "sweep": 1.0} if quick else {"grid": 4.0, "sweep": 2.0},
+        "everything": args.everything,
         "min_rounds": 1 if quick else 3,
         "max_rounds": 1 if quick else 15,
         "min_sample_s": 0.0 if quick else 0.05,
@@ -165,7 +174,7 @@ def run(args) -> dict:
                 _log(f"[{time.perf_counter() - t_start:6.0f}s] " + _summary_line(cell))
     info["load_avg_end"] = list(os.getloadavg())
     command = "python -m benchmarks" + (" --quick" if quick else "")
-    if args.only or args.sections != "grid,sweep" or args.works != "train,forward" or args.budget is not None:
+    if args.only or args.sections != "grid,sweep" or args.works != "train,forward" or args.budget or args.everything:
         command += " " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""
     return {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -199,8 +208,13 @@ def main(argv=None) -> int:
     results = run(args)
     written = _report.write(results, out)
     _log(f"done in {results['total_s']:.0f}s; wrote " + ", ".join(os.path.relpath(p) for p in written))
+    if args.quick:
+        _log("  --quick checks that every contender runs, not how fast: no targets evaluated")
+        return 0
     for what, met, detail in _report.targets(results):
         _log(f"  {'met' if met else 'MISSED'}: {what}: {detail}")
+    for line in _report.reference_lines(results):
+        _log("  " + line)
     return 0
 
 

@@ -20,15 +20,18 @@ Writes results/ablations.json and results/ablations.md.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import _contenders, _grid, _measure
 
-UNROLLS = (2, 4, 8)
+UNROLLS = (4,)
 
 
 def _reference_stack(params, x, shape: _grid.Shape, hoisted: bool):
@@ -44,29 +47,26 @@ def _reference_stack(params, x, shape: _grid.Shape, hoisted: bool):
             p = params[f"l{layer}{'_reverse' if d else ''}"]
             h0 = jnp.zeros((x.shape[1], shape.hidden), x.dtype)
             b = p["bias_ih"] + p["bias_hh"]
-            if hoisted:
-                xp = x @ p["weight_ih"].T + b
+            if hoisted:  # the input half of every step, one GEMM; the loop adds it
+                inputs = x @ p["weight_ih"].T + b
+                w_in, b_in = None, None
+            else:  # the loop projects each step's input itself
+                inputs, w_in, b_in = x, p["weight_ih"], b
 
-                def body(h, xp_t, w=p["weight_hh"]):
-                    h = jnp.tanh(xp_t + h @ w.T)
-                    return h, h
+            def body(h, u, w_hh=p["weight_hh"], w_in=w_in, b_in=b_in):
+                a = u if w_in is None else u @ w_in.T + b_in
+                h = jnp.tanh(a + h @ w_hh.T)
+                return h, h
 
-                h_n, ys = jax.lax.scan(body, h0, xp, reverse=bool(d))
-            else:
-
-                def body(h, x_t, p=p, b=b):
-                    h = jnp.tanh(x_t @ p["weight_ih"].T + b + h @ p["weight_hh"].T)
-                    return h, h
-
-                h_n, ys = jax.lax.scan(body, h0, x, reverse=bool(d))
+            h_n, ys = jax.lax.scan(body, h0, inputs, reverse=bool(d))
             outs.append(ys)
             finals.append(h_n)
         x = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
     return jnp.swapaxes(x, 0, 1), jnp.stack(finals)
 
 
-def _variants(shape: _grid.Shape) -> dict:
-    """name -> apply(params, x) for this shape."""
+def _variants(shape: _grid.Shape) -> tuple[Callable, dict[str, Callable]]:
+    """(init, {name: apply(params, x)}) for this shape."""
     from jaxrnn import _fused
 
     def fused(fuse_directions, unroll):
@@ -121,7 +121,7 @@ def _run_shape(shape, work, budget) -> dict:
         entries[name] = {"compile_s": prepared.compile_s, "peak_bytes": prepared.peak_bytes}
     runners["torch eager"] = _contenders._build_torch(compiled=False)(shape, work, x).run
     entries["torch eager"] = {}
-    timed = _measure.alternate(runners, budget_s=budget, min_rounds=5, max_rounds=21, min_sample_s=0.05)
+    timed = _measure.alternate(runners, budget_s=budget, min_rounds=3, max_rounds=21, min_sample_s=0.05)
     flops = shape.flops(work)
     ref = timed["hoisted autodiff"]["median_s"]
     torch_s = timed["torch eager"]["median_s"]
@@ -131,6 +131,83 @@ def _run_shape(shape, work, budget) -> dict:
         entries[name]["vs_hoisted"] = ref / t["median_s"]
         entries[name]["vs_torch"] = torch_s / t["median_s"]
     return {"shape": shape.as_dict(), "work": work, "variants": entries}
+
+
+def _run_blocking(fn, args) -> None:
+    import jax
+
+    jax.block_until_ready(fn(*args))
+
+
+def _pieces(budget: float, quick: bool) -> list[dict]:
+    """Where a training step's time goes at the largest shape's sizes (one layer-direction of its
+    second layer, T shortened): each piece's GFLOP/s and its fraction of the GEMM rate, timed
+    alternating with one (2048, 2048) x (2048, 2048) matmul."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxrnn import _fused
+
+    n, t, i, h = (4, 5, 6, 8) if quick else (64, 50, 1024, 512)
+    k = jax.random.split(jax.random.key(0), 4)
+    x = jax.random.normal(k[0], (t, n, i))
+    w_ih = jax.random.normal(k[1], (h, i)) / i**0.5
+    w_hh = jax.random.normal(k[2], (h, h)) / h**0.5
+    h0 = jnp.zeros((n, h))
+    xp = x @ w_ih.T
+    ys, _ = _fused.elman(xp, w_hh, h0)
+    dys = jax.random.normal(k[3], (t, n, h))
+    da = dys * (1 - ys**2)
+    rec, proj = 2.0 * t * n * h * h, 2.0 * t * n * i * h
+
+    def layer_step(x, w_ih, w_hh, dys):
+        def f(x, w_ih, w_hh):
+            return jnp.sum(_fused.elman(x @ w_ih.T, w_hh, h0)[0] * dys)
+
+        return jax.grad(f, argnums=(0, 1, 2))(x, w_ih, w_hh)
+
+    def folded(xp, w, h0):  # h @ W^T with the transpose left to XLA
+        def body(hh, xp_t):
+            hh = jnp.tanh(xp_t + hh @ w.T)
+            return hh, hh
+
+        return jax.lax.scan(body, h0, xp)
+
+    cases: dict[str, tuple[Callable[..., Any], tuple, float]] = {
+        "forward loop (W^T made once)": (
+            lambda a, w, b: _fused._forward(a, None, w, b, None, False, "tanh", None, 1),
+            (xp, w_hh, h0),
+            rec,
+        ),
+        "forward loop (h @ W^T folded)": (folded, (xp, w_hh, h0), rec),
+        "backward loop (carries dh)": (
+            lambda d, y, w, b: _fused._backward_loop(d, y, w, b, None, False, "tanh", None, 1),
+            (dys, ys, w_hh, h0),
+            rec,
+        ),
+        "dW_hh: one GEMM (+ h_prev)": (
+            lambda d, y, b: _fused._weight_grad(d, _fused._previous_states(y, b, None, False), None),
+            (da, ys, h0),
+            rec,
+        ),
+        "projection x W_ih^T": (lambda a, w: a @ w.T, (x, w_ih), proj),
+        "dx = da W_ih": (lambda d, w: d @ w, (da, w_ih), proj),
+        "dW_ih = da^T x": (lambda d, a: jnp.einsum("tnh,tni->hi", d, a), (da, x), proj),
+        "one layer-direction fwd+bwd": (layer_step, (x, w_ih, w_hh, dys), 3 * (rec + proj)),
+    }
+    runners: dict[str, Callable[[], None]] = {}
+    for name, (f, args, _) in cases.items():
+        compiled = jax.jit(f).lower(*args).compile()
+        runners[name] = functools.partial(_run_blocking, compiled, args)
+    gemm_run, gemm_flops = _measure.gemm_runner(256 if quick else 2048)
+    runners["gemm"] = gemm_run
+    timed = _measure.alternate(runners, budget_s=budget, min_rounds=1 if quick else 7, max_rounds=31, min_sample_s=0.1)
+    gemm_rate = gemm_flops / timed["gemm"]["median_s"] / 1e9
+    rows = [{"piece": "GEMM (2048^3)", "ms": timed["gemm"]["median_s"] * 1e3, "gflops": gemm_rate, "fraction": 1.0}]
+    for name, (_, _, flops) in cases.items():
+        rate = flops / timed[name]["median_s"] / 1e9
+        rows.append({"piece": name, "ms": timed[name]["median_s"] * 1e3, "gflops": rate, "fraction": rate / gemm_rate})
+    return rows
 
 
 def _markdown(res: dict) -> str:
@@ -163,14 +240,25 @@ def _markdown(res: dict) -> str:
             lines.append(f"| {r['shape']['name']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines.append("cN.Ns: XLA compile time.")
+    if res.get("pieces"):
+        lines += [
+            "",
+            "### Where the time goes (largest shape's sizes: N=64, H=512, I=2H, T=50; one layer-direction)",
+            "",
+            "| piece | ms | GFLOP/s | of GEMM |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['piece']} | {r['ms']:.2f} | {r['gflops']:.1f} | {100 * r['fraction']:.0f}% |" for r in res["pieces"]
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(args, out: Path) -> None:
     shapes = _grid.QUICK_GRID if args.quick else _grid.GRID
     works = [w.strip() for w in args.works.split(",") if w.strip()]
-    budget = args.budget or (1.0 if args.quick else 12.0)
-    res = {
+    budget = args.budget or (1.0 if args.quick else 6.0)
+    res: dict[str, Any] = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "load": list(os.getloadavg()),
         "cores": os.cpu_count(),
@@ -185,6 +273,8 @@ def main(args, out: Path) -> None:
                 f"{n} {e['median_s'] * 1e3:.3g}ms ({e['vs_hoisted']:.2f}x)" for n, e in row["variants"].items()
             )
             print(f"[{time.perf_counter() - t0:5.0f}s] {work:7s} {shape.name}: {summary}", file=sys.stderr, flush=True)
+    res["pieces"] = _pieces(budget * 2, args.quick)
+    print("pieces: " + ", ".join(f"{r['piece']} {100 * r['fraction']:.0f}%" for r in res["pieces"]), file=sys.stderr)
     res["load_end"] = list(os.getloadavg())
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablations.json").write_text(json.dumps(res, indent=1))

@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -41,8 +42,10 @@ class Prepared:
 class Contender:
     name: str
     framework: str  # "jax" or "torch"
-    build: Callable[[Shape, str, np.ndarray], Prepared]
+    build: Callable[..., Prepared]  # (shape, work, x, memory: bool) -> Prepared
     description: str
+    # why this contender sits out a cell by default (None: it runs); --everything runs it anyway
+    skip: Callable[[str, Shape], str | None] = lambda section, shape: None
 
 
 def make_input(shape: Shape, seed: int = 0) -> np.ndarray:
@@ -61,20 +64,13 @@ def _jax():
     return jax, jnp, optax
 
 
-def layer_has_impl() -> bool:
-    """Whether jaxrnn.RNN chooses its recurrence (``impl``): the fused fast path vs the nn.scan reference."""
-    import jaxrnn
-
-    return "impl" in {f.name for f in dataclasses.fields(jaxrnn.RNN)}
-
-
 def _jaxrnn_apply(shape: Shape, impl: str | None):
-    """(init, apply) for jaxrnn.RNN; ``impl='fused-direct'`` calls jaxrnn._fused on the layer's params."""
+    """(init, apply) for jaxrnn.RNN, with its default ``impl`` when None."""
     import jax
 
     import jaxrnn
 
-    kw = {} if impl in (None, "fused-direct") else {"impl": impl}
+    kw: dict[str, Any] = {} if impl is None else {"impl": impl}
     layer = jaxrnn.RNN(
         shape.inputs, shape.hidden, shape.layers, batch_first=True, bidirectional=shape.bidirectional, **kw
     )
@@ -82,18 +78,8 @@ def _jaxrnn_apply(shape: Shape, impl: str | None):
     def init(x):
         return layer.init(jax.random.key(0), x)["params"]
 
-    if impl == "fused-direct":
-        from jaxrnn import _fused
-
-        def apply(params, x):
-            return _fused.elman_stack(
-                params, x, num_layers=shape.layers, bidirectional=shape.bidirectional, batch_first=True
-            )
-
-    else:
-
-        def apply(params, x):
-            return layer.apply({"params": params}, x)
+    def apply(params, x):
+        return layer.apply({"params": params}, x)
 
     return init, apply
 
@@ -194,7 +180,7 @@ def _memory_analysis(compiled) -> int | None:
 
 
 def _build_jaxrnn(impl: str | None, jit: bool, disable_jit: bool = False):
-    def build(shape: Shape, work: str, x: np.ndarray) -> Prepared:
+    def build(shape: Shape, work: str, x: np.ndarray, memory: bool = True) -> Prepared:
         init, apply = _jaxrnn_apply(shape, impl)
         fn, args = _jax_work(init, apply, work, x)
         return _jax_runner(fn, args, work, jit=jit, disable_jit=disable_jit)
@@ -202,8 +188,9 @@ def _build_jaxrnn(impl: str | None, jit: bool, disable_jit: bool = False):
     return build
 
 
-def _build_flax(shape: Shape, work: str, x: np.ndarray) -> Prepared:
-    fn, args = _jax_work(*_flax_apply(shape), work, x)
+def _build_flax(shape: Shape, work: str, x: np.ndarray, memory: bool = True) -> Prepared:
+    init, apply = _flax_apply(shape)
+    fn, args = _jax_work(init, apply, work, x)
     return _jax_runner(fn, args, work, jit=True)
 
 
@@ -225,7 +212,9 @@ def _torch_model(shape: Shape):
     ).to(torch_device())
 
 
-def _torch_runner(model, work: str, x_np: np.ndarray, compiled: bool) -> Prepared:
+def _torch_runner(
+    model, work: str, x_np: np.ndarray, compiled: bool, threads: int | None = None, memory: bool = True
+) -> Prepared:
     import torch
 
     device = torch_device()
@@ -257,6 +246,17 @@ def _torch_runner(model, work: str, x_np: np.ndarray, compiled: bool) -> Prepare
             opt.step()
             sync()
 
+    if threads is not None:  # torch's thread count is process-wide: set it for this call, then put it back
+        one_call = run
+
+        def run():
+            saved = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                one_call()
+            finally:
+                torch.set_num_threads(saved)
+
     compile_s = None
     if compiled:
         t0 = time.perf_counter()
@@ -265,7 +265,7 @@ def _torch_runner(model, work: str, x_np: np.ndarray, compiled: bool) -> Prepare
         except Exception as e:
             raise Unavailable(f"torch.compile: {type(e).__name__}: {str(e).splitlines()[0][:120]}") from e
         compile_s = time.perf_counter() - t0
-    peak, method = _torch_peak_memory(run, device)
+    peak, method = _torch_peak_memory(run, device) if memory else (None, None)
     return Prepared(run, compile_s, peak, method)
 
 
@@ -311,9 +311,9 @@ def _quiet_stderr():
         os.close(devnull)
 
 
-def _build_torch(compiled: bool):
-    def build(shape: Shape, work: str, x: np.ndarray) -> Prepared:
-        return _torch_runner(_torch_model(shape), work, x, compiled)
+def _build_torch(compiled: bool, threads: int | None = None):
+    def build(shape: Shape, work: str, x: np.ndarray, memory: bool = True) -> Prepared:
+        return _torch_runner(_torch_model(shape), work, x, compiled, threads, memory)
 
     return build
 
@@ -321,43 +321,64 @@ def _build_torch(compiled: bool):
 # --------------------------------------------------------------------------- the list
 
 
+LARGE_FLOPS = 20e9  # forward FLOPs above which the slow, overhead-measuring contenders sit out
+
+
+def _large(section: str, shape: Shape) -> str | None:
+    if shape.flops("forward") > LARGE_FLOPS:
+        return "left out at the largest shape (time budget); `--everything` runs it"
+    return None
+
+
+def _not_in_sweep(why: str):
+    def skip(section: str, shape: Shape) -> str | None:
+        return f"left out of the T sweep ({why})" if section == "sweep" else _large(section, shape)
+
+    return skip
+
+
 def contenders() -> list[Contender]:
     """All contenders, the headline first. ``jaxrnn jit`` is the layer as a user calls it."""
-    wired = layer_has_impl()
-    out = [
-        Contender("jaxrnn jit", "jax", _build_jaxrnn(None, jit=True), "jaxrnn.RNN (default impl) under jax.jit"),
-    ]
-    if wired:
-        out.append(
-            Contender(
-                "jaxrnn scan jit", "jax", _build_jaxrnn("scan", jit=True), "jaxrnn.RNN(impl='scan'), the reference path"
-            )
-        )
-    else:
-        out.append(
-            Contender(
-                "jaxrnn fused jit",
-                "jax",
-                _build_jaxrnn("fused-direct", jit=True),
-                "jaxrnn._fused.elman_stack on the layer's params (the fast path, not yet the layer's)",
-            )
-        )
-    out += [
+    return [
         Contender(
-            "jaxrnn no-jit", "jax", _build_jaxrnn(None, jit=False), "jaxrnn.RNN, primitives dispatched one by one"
+            "jaxrnn jit", "jax", _build_jaxrnn(None, jit=True), "jaxrnn.RNN (default impl='fused') under jax.jit"
+        ),
+        Contender(
+            "jaxrnn scan jit", "jax", _build_jaxrnn("scan", jit=True), "jaxrnn.RNN(impl='scan'), the nn.scan reference"
+        ),
+        Contender(
+            "jaxrnn no-jit",
+            "jax",
+            _build_jaxrnn(None, jit=False),
+            "jaxrnn.RNN without jit: primitives dispatched one by one, loops traced and compiled at every call",
+            _not_in_sweep("about flat in T: each call's cost is retracing and compiling its loops"),
         ),
         Contender(
             "jaxrnn disable_jit",
             "jax",
             _build_jaxrnn(None, jit=False, disable_jit=True),
-            "jaxrnn.RNN under jax.disable_jit(): the scan as a Python loop",
+            "jaxrnn.RNN under jax.disable_jit(): the time loop as a Python loop",
+            _large,
         ),
         Contender("flax jit", "jax", _build_flax, "stack of flax.linen.RNN(SimpleCell) (+ nn.Bidirectional) under jit"),
         Contender("torch eager", "torch", _build_torch(compiled=False), "torch.nn.RNN"),
-        Contender("torch.compile", "torch", _build_torch(compiled=True), "torch.compile(torch.nn.RNN)"),
+        Contender(
+            "torch eager 1 thread",
+            "torch",
+            _build_torch(compiled=False, threads=1),
+            "torch.nn.RNN with torch.set_num_threads(1) around each call: no OpenMP barriers to stall when "
+            "other processes hold a core (a reference point; the targets compare with torch eager)",
+        ),
+        Contender(
+            "torch.compile",
+            "torch",
+            _build_torch(compiled=True),
+            "torch.compile(torch.nn.RNN)",
+            _not_in_sweep("it recompiles for every T"),
+        ),
     ]
-    return out
 
 
 BASELINE = "torch eager"
 HEADLINE = "jaxrnn jit"
+REFERENCE = "torch eager 1 thread"

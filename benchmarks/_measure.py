@@ -59,12 +59,12 @@ def gemm_runner(n: int, framework: str = "jax") -> tuple[Callable[[], None], flo
         import jax
         import jax.numpy as jnp
 
-        a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-        b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-        f = jax.jit(jnp.matmul).lower(a, b).compile()
+        ja = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+        jb = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+        f = jax.jit(jnp.matmul).lower(ja, jb).compile()
 
         def run():
-            f(a, b).block_until_ready()
+            f(ja, jb).block_until_ready()
 
     else:
         import torch
@@ -72,12 +72,12 @@ def gemm_runner(n: int, framework: str = "jax") -> tuple[Callable[[], None], flo
         from ._contenders import torch_device
 
         device = torch_device()
-        a = torch.randn(n, n, device=device)
-        b = torch.randn(n, n, device=device)
+        ta = torch.randn(n, n, device=device)
+        tb = torch.randn(n, n, device=device)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
         def run():
-            torch.mm(a, b)
+            torch.mm(ta, tb)
             sync()
 
     run()

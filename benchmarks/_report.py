@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._contenders import BASELINE, HEADLINE
+from ._contenders import BASELINE, HEADLINE, REFERENCE
 
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
@@ -40,11 +40,10 @@ def _entry(cell: dict, name: str) -> dict | None:
 
 
 def targets(results: dict) -> list[tuple[str, bool | None, str]]:
-    """The issue's targets, each (what, met or not (None: not measured), the figures behind it)."""
-    out = []
-    train = [c for c in _cells(results, "grid", "train") if _speedup(c, HEADLINE) is not None]
-    if train:
-        speedups = {c["shape"]["name"]: _speedup(c, HEADLINE) for c in train}
+    """The issue's targets, each (what, met or not, the figures behind it)."""
+    out: list[tuple[str, bool | None, str]] = []
+    speedups = _headline_speedups(results, "train")
+    if speedups:
         slower = {k: v for k, v in speedups.items() if v < 1}
         out.append(
             (
@@ -55,9 +54,9 @@ def targets(results: dict) -> list[tuple[str, bool | None, str]]:
         )
         med = float(np.median(list(speedups.values())))
         out.append(("train: median speedup over the grid >= 2x", med >= 2, f"median {med:.2f}x"))
-    fwd = [c for c in _cells(results, "grid", "forward") if _speedup(c, HEADLINE) is not None]
-    if fwd:
-        slower = {c["shape"]["name"]: _speedup(c, HEADLINE) for c in fwd if _speedup(c, HEADLINE) < 1}
+    forward = _headline_speedups(results, "forward")
+    if forward:
+        slower = {k: v for k, v in forward.items() if v < 1}
         out.append(
             (
                 "forward: jaxrnn jit never slower than torch eager",
@@ -66,16 +65,46 @@ def targets(results: dict) -> list[tuple[str, bool | None, str]]:
             )
         )
     big = [c for c in _cells(results, "grid", "train") if c["shape"]["name"] == results.get("largest")]
-    if big and _entry(big[0], HEADLINE) and _entry(big[0], HEADLINE).get("gemm_fraction") is not None:
-        frac = _entry(big[0], HEADLINE)["gemm_fraction"]
+    entry = _entry(big[0], HEADLINE) if big else None
+    if entry is not None and entry.get("gemm_fraction") is not None:
+        frac = entry["gemm_fraction"]
         out.append(
             (
                 "largest shape (train): >= 75% of the GEMM rate",
                 frac >= 0.75,
-                f"{100 * frac:.0f}% ({_entry(big[0], HEADLINE)['gflops']:.1f} of {big[0]['gemm_gflops']:.1f} GFLOP/s)",
+                f"{100 * frac:.0f}% ({entry['gflops']:.1f} of {big[0]['gemm_gflops']:.1f} GFLOP/s)",
             )
         )
     return out
+
+
+def _headline_speedups(results: dict, work: str, over: str = BASELINE) -> dict[str, float]:
+    """Shape name -> the headline's speedup over ``over``, for the grid cells that have both."""
+    out = {}
+    for c in _cells(results, "grid", work):
+        mine, theirs = _median(c, HEADLINE), _median(c, over)
+        if mine is not None and theirs is not None:
+            out[c["shape"]["name"]] = theirs / mine
+    return out
+
+
+def reference_lines(results: dict) -> list[str]:
+    """The same comparisons against torch with one thread, which contention does not stall."""
+    lines = []
+    for work in ("train", "forward"):
+        sp = _headline_speedups(results, work, REFERENCE)
+        if sp:
+            worst = min(sp, key=sp.get)  # type: ignore[arg-type]
+            lines.append(
+                f"- {work}, vs {REFERENCE}: median {np.median(list(sp.values())):.2f}x, "
+                f"lowest {sp[worst]:.2f}x ({worst}); " + ", ".join(f"{k}: {v:.2f}x" for k, v in sp.items())
+            )
+    return lines
+
+
+def _median(cell: dict, name: str) -> float | None:
+    e = _entry(cell, name)
+    return None if e is None else e.get("median_s")
 
 
 def _speedup(cell: dict, name: str) -> float | None:
@@ -120,6 +149,8 @@ def markdown(results: dict) -> str:
                     e = _entry(c, n)
                     if e is None:
                         row.append("")
+                    elif "skipped" in e:
+                        row.append("–")
                     elif e.get("median_s") is None:
                         row.append("n/a")
                     else:
@@ -140,17 +171,27 @@ def markdown(results: dict) -> str:
                 f"{_num(e.get('compile_s'), '.2f')} | {_num(e.get('peak_bytes'), '.1f', MiB)} |"
             )
     lines.append("")
-    tgt = targets(results)
+    tgt = [] if results.get("quick") else targets(results)
     if tgt:
         lines += ["### Targets (CPU, float32)", ""]
         for what, met, detail in tgt:
             lines.append(f"- {'met' if met else 'MISSED'}: {what}: {detail}")
+        ref = reference_lines(results)
+        if ref:
+            lines += [
+                "",
+                f"For reference, jaxrnn jit against {REFERENCE} (torch's threads stall when other processes "
+                "hold a core; one thread does not):",
+                "",
+                *ref,
+            ]
         lines.append("")
-    notes = results.get("unavailable", {})
+    notes = {(name, f"n/a: {why}") for name, why in results.get("unavailable", {}).items()}
+    for c in results["cells"]:
+        notes |= {(name, f"– {e['skipped']}") for name, e in c["contenders"].items() if "skipped" in e}
     if notes:
         lines += ["### Not measured", ""]
-        for name, why in sorted(notes.items()):
-            lines.append(f"- {name}: {why}")
+        lines += [f"- {name}: {why}" for name, why in sorted(notes)]
         lines.append("")
     lines += [
         "FLOPs: 2·N·H·(I_l + H) per step per layer-direction (I_l = D·H above layer 0) forward, 3x that for a "
@@ -175,9 +216,8 @@ def details_markdown(results: dict) -> str:
     for c in results["cells"]:
         for name, e in c["contenders"].items():
             if e.get("median_s") is None:
-                lines.append(
-                    f"| {c['section']} | {c['work']} | {c['shape']['name']} | {name} | n/a: {e['error']} |||||||"
-                )
+                why = e.get("skipped") or f"n/a: {e.get('error')}"
+                lines.append(f"| {c['section']} | {c['work']} | {c['shape']['name']} | {name} | {why} |||||||")
                 continue
             lines.append(
                 f"| {c['section']} | {c['work']} | {c['shape']['name']} | {name} | {_ms(e['median_s'])} | "
@@ -196,18 +236,15 @@ def plots(results: dict, out: Path) -> list[Path]:
 
     written = []
     names = results["contender_names"]
+    color = {n: f"C{i}" for i, n in enumerate(names)}  # one colour per contender in every plot
     sweep = {w: _cells(results, "sweep", w) for w in ("train", "forward")}
     if any(sweep.values()):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
         for ax, (work, cells) in zip(axes, sweep.items()):
             for n in names:
-                pts = [
-                    (c["shape"]["steps"], _entry(c, n)["median_s"] * 1e3)
-                    for c in cells
-                    if _entry(c, n) and _entry(c, n).get("median_s") is not None
-                ]
+                pts = [(c["shape"]["steps"], t * 1e3) for c in cells if (t := _median(c, n)) is not None]
                 if pts:
-                    ax.plot(*zip(*pts), marker="o", label=n)
+                    ax.plot(*zip(*pts), marker="o", label=n, color=color[n])
             if cells:
                 ax.set_title(f"{work}: {cells[0]['shape']['name'].split(' ', 2)[2]} (N={cells[0]['shape']['batch']})")
             ax.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="median ms")
@@ -230,7 +267,7 @@ def plots(results: dict, out: Path) -> list[Path]:
                     if s is not None:
                         xs.append(j + (i - (len(others) - 1) / 2) * width)
                         ys.append(s)
-                ax.bar(xs, ys, width, label=n)
+                ax.bar(xs, ys, width, label=n, color=color[n])
             ax.axhline(1.0, color="k", lw=0.8)
             ax.set_xticks(range(len(cells)), [c["shape"]["name"].replace(" ", "\n", 2) for c in cells], fontsize=7)
             ax.set(yscale="log", ylabel="speedup over torch eager", title=work)
