@@ -7,10 +7,14 @@ the same params, under jax.jit, alternated round by round with the others and to
 - ``hoisted autodiff``: the projection as one GEMM before the loop, a loop of one matmul, one
   add and one tanh, autodiff of lax.scan for the backward pass (what nn.scan over the cell does);
 - ``layer``: jaxrnn.RNN as a user calls it (its default impl);
+- ``layer, impl='scan'``: jaxrnn.RNN's reference path, ``nn.scan`` over ``RNNCell`` with
+  autodiff (against ``hoisted autodiff``: what Flax's lifting costs at run time);
 - ``vjp split``: jaxrnn._fused, custom VJP (backward loop carries dh only, dW_hh one GEMM),
   one loop per direction, W_hh^T made once before the forward loop;
 - ``vjp split, W^T folded``: the same, with ``h @ W_hh.T`` left to XLA, which folds the
   transpose into the dot (a transposed-operand GEMM every step);
+- ``vjp split, via time-major``: the same, with the batch-first input transposed to time-major
+  and the output back (as the layer did before its loops learned to step along axis 1);
 - ``vjp fused``: the same with both directions in one loop (bidirectional shapes only);
 - ``vjp uK``: ``vjp split`` with its loops unrolled K steps.
 
@@ -67,6 +71,8 @@ def _reference_stack(params, x, shape: _grid.Shape, hoisted: bool):
 
 def _variants(shape: _grid.Shape) -> tuple[Callable, dict[str, Callable]]:
     """(init, {name: apply(params, x)}) for this shape."""
+    import jax.numpy as jnp
+
     from jaxrnn import _fused
 
     def fused(fuse_directions, unroll):
@@ -82,6 +88,12 @@ def _variants(shape: _grid.Shape) -> tuple[Callable, dict[str, Callable]]:
             )
 
         return apply
+
+    def via_time_major(params, x):
+        out, h_n = _fused.elman_stack(
+            params, jnp.swapaxes(x, 0, 1), num_layers=shape.layers, bidirectional=shape.bidirectional
+        )
+        return jnp.swapaxes(out, 0, 1), h_n
 
     def folded_transpose(apply):
         """``apply`` traced with h @ W_hh^T left to XLA (a transposed-operand GEMM in the loop)."""
@@ -100,8 +112,10 @@ def _variants(shape: _grid.Shape) -> tuple[Callable, dict[str, Callable]]:
         "step-proj autodiff": lambda p, x: _reference_stack(p, x, shape, hoisted=False),
         "hoisted autodiff": lambda p, x: _reference_stack(p, x, shape, hoisted=True),
         "layer": layer_apply,
+        "layer, impl='scan'": _contenders._jaxrnn_apply(shape, "scan")[1],
         "vjp split": fused(False, 1),
         "vjp split, W^T folded": folded_transpose(fused(False, 1)),
+        "vjp split, via time-major": via_time_major,
     }
     if shape.bidirectional:
         out["vjp fused"] = fused(True, 1)
@@ -175,7 +189,7 @@ def _pieces(budget: float, quick: bool) -> list[dict]:
 
     cases: dict[str, tuple[Callable[..., Any], tuple, float]] = {
         "forward loop (W^T made once)": (
-            lambda a, w, b: _fused._forward(a, None, w, b, None, False, "tanh", None, 1),
+            lambda a, w, b: _fused._forward(a, None, w, b, None, False, "tanh", None, 1, 0),
             (xp, w_hh, h0),
             rec,
         ),

@@ -53,34 +53,38 @@ def _act_grad(nonlinearity: str, y: Array) -> Array:
     return (y > 0).astype(y.dtype)
 
 
-def _valid_mask(seq_lengths: Array | None, steps: int) -> Array | None:
-    """(time, batch, 1) booleans, True at each sequence's valid steps; None without lengths."""
+def _valid_mask(seq_lengths: Array | None, steps: int, axis: int = 0) -> Array | None:
+    """Booleans (time, batch, 1), or (batch, time, 1) for ``axis=1``: True at each sequence's
+    valid steps; None without lengths."""
     if seq_lengths is None:
         return None
-    return (jnp.arange(steps)[:, None] < seq_lengths[None, :])[:, :, None]
+    valid = jnp.arange(steps)[:, None] < seq_lengths[None, :]
+    return (valid if axis == 0 else valid.T)[:, :, None]
 
 
-def _previous_states(ys: Array, h0: Array, mask: Array | None, reverse: bool) -> Array:
-    """h(t-1) for every step of the walk: the state each step started from, (time, ..., batch, hidden).
+def _shift(a: Array, first: Array, axis: int, reverse: bool) -> Array:
+    """``a`` moved one step along the walk on ``axis``: ``first`` where the walk starts."""
+    if reverse:
+        rest = jax.lax.slice_in_dim(a, 1, a.shape[axis], axis=axis)
+        return jnp.concatenate([rest, first], axis=axis)
+    rest = jax.lax.slice_in_dim(a, 0, a.shape[axis] - 1, axis=axis)
+    return jnp.concatenate([first, rest], axis=axis)
+
+
+def _previous_states(ys: Array, h0: Array, mask: Array | None, reverse: bool, axis: int = 0) -> Array:
+    """h(t-1) for every step of the walk: the state each step started from, ys's shape.
 
     The walk's previous step is t-1 (t+1 when ``reverse``). Its output is that state when it
     was a valid step; otherwise the walk has not reached a valid step yet (padding comes
     first only for a walk over time-reversed padded input), and the state is still h0. Only
     valid steps read the result, so its value at padded steps does not matter.
     """
-    h0 = h0[None]
-    if reverse:
-        prev = jnp.concatenate([ys[1:], h0], axis=0)
-    else:
-        prev = jnp.concatenate([h0, ys[:-1]], axis=0)
+    h0 = jnp.expand_dims(h0, axis)
+    prev = _shift(ys, h0, axis, reverse)
     if mask is None:
         return prev
-    none_valid = jnp.zeros_like(mask[:1])
-    if reverse:
-        prev_valid = jnp.concatenate([mask[1:], none_valid], axis=0)
-    else:
-        prev_valid = jnp.concatenate([none_valid, mask[:-1]], axis=0)
-    return jnp.where(prev_valid, prev, h0)
+    none_valid = jnp.zeros_like(jax.lax.slice_in_dim(mask, 0, 1, axis=axis))
+    return jnp.where(_shift(mask, none_valid, axis, reverse), prev, h0)
 
 
 def _weight_grad(da: Array, h_prev: Array, precision: Any) -> Array:
@@ -122,72 +126,73 @@ def _matmul(g: Array, w: Array, precision: Any) -> Array:
     return jnp.einsum("dnh,dhk->dnk", g, w, precision=precision)
 
 
-def _forward(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
+# Both loops walk the time axis of arrays laid out (time, batch, ...) or, with ``axis=1``,
+# (batch, time, ...): step t reads and writes slice t of that axis in place, so batch-first
+# data needs no transposes on the way in or out (1.5x for a training step at N=64, T=100,
+# H=256 against transposing to time-major and back; benchmarks/NOTES.md, idea 6).
+
+
+def _at(a: Array, t, axis: int) -> Array:
+    return jax.lax.dynamic_index_in_dim(a, t, axis, keepdims=False)
+
+
+def _put(a: Array, value: Array, t, axis: int) -> Array:
+    return jax.lax.dynamic_update_index_in_dim(a, value, t, axis)
+
+
+def _forward(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll, axis=0):
     w_t = _transposed(w_hh)
+    steps = xp.shape[axis]
 
-    def step(h, xp_t):  # (xp + b) + W_hh h: the cell's order of additions
-        a = xp_t if b is None else xp_t + b
-        return _act(nonlinearity, a + _matmul(h, w_t, precision))
+    def body(i, carry):
+        h, ys = carry
+        t = steps - 1 - i if reverse else i
+        a = _at(xp, t, axis)
+        if b is not None:  # (xp + b) + W_hh h: the cell's order of additions
+            a = a + b
+        h_new = _act(nonlinearity, a + _matmul(h, w_t, precision))
+        if mask is None:
+            return h_new, _put(ys, h_new, t, axis)
+        valid = _at(mask, t, axis)
+        return jnp.where(valid, h_new, h), _put(ys, jnp.where(valid, h_new, 0), t, axis)
 
-    if mask is None:
-
-        def body(h, xp_t):
-            h = step(h, xp_t)
-            return h, h
-
-        inputs = xp
-    else:
-
-        def body(h, inp):
-            xp_t, valid = inp
-            h_new = step(h, xp_t)
-            return jnp.where(valid, h_new, h), jnp.where(valid, h_new, 0)
-
-        inputs = (xp, mask)
-
-    h_n, ys = jax.lax.scan(body, h0, inputs, reverse=reverse, unroll=unroll)
+    h_n, ys = jax.lax.fori_loop(0, steps, body, (h0, jnp.zeros_like(xp)), unroll=unroll)
     return ys, h_n
 
 
-def _backward_loop(dys, ys, w_hh, dh_n, mask, reverse, nonlinearity, precision, unroll):
+def _backward_loop(dys, ys, w_hh, dh_n, mask, reverse, nonlinearity, precision, unroll, axis=0):
     """The sequential part of the backward pass, carrying dh only. Returns (da, dh0)."""
+    steps = ys.shape[axis]
 
-    if mask is None:
+    def body(i, carry):
+        dh, da = carry
+        t = i if reverse else steps - 1 - i  # the forward walk, backwards
+        da_t = (dh + _at(dys, t, axis)) * _act_grad(nonlinearity, _at(ys, t, axis))
+        if mask is None:
+            return _matmul(da_t, w_hh, precision), _put(da, da_t, t, axis)
+        valid = _at(mask, t, axis)
+        da_t = jnp.where(valid, da_t, 0)
+        return jnp.where(valid, _matmul(da_t, w_hh, precision), dh), _put(da, da_t, t, axis)
 
-        def body(dh, inp):
-            dy_t, y_t = inp
-            da = (dh + dy_t) * _act_grad(nonlinearity, y_t)
-            return _matmul(da, w_hh, precision), da
-
-        inputs = (dys, ys)
-    else:
-
-        def body(dh, inp):
-            dy_t, y_t, valid = inp
-            da = jnp.where(valid, (dh + dy_t) * _act_grad(nonlinearity, y_t), 0)
-            return jnp.where(valid, _matmul(da, w_hh, precision), dh), da
-
-        inputs = (dys, ys, mask)
-
-    dh0, da = jax.lax.scan(body, dh_n, inputs, reverse=not reverse, unroll=unroll)
+    dh0, da = jax.lax.fori_loop(0, steps, body, (dh_n, jnp.zeros_like(ys)), unroll=unroll)
     return da, dh0
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
-def _recurrence(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
-    return _forward(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8, 9))
+def _recurrence(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll, axis):
+    return _forward(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll, axis)
 
 
-def _recurrence_fwd(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll):
-    ys, h_n = _forward(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll)
+def _recurrence_fwd(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll, axis):
+    ys, h_n = _forward(xp, b, w_hh, h0, mask, reverse, nonlinearity, precision, unroll, axis)
     return (ys, h_n), (ys, b, w_hh, h0, mask)
 
 
-def _recurrence_bwd(reverse, nonlinearity, precision, unroll, residuals, cotangents):
+def _recurrence_bwd(reverse, nonlinearity, precision, unroll, axis, residuals, cotangents):
     ys, b, w_hh, h0, mask = residuals
     dys, dh_n = cotangents
-    da, dh0 = _backward_loop(dys, ys, w_hh, dh_n, mask, reverse, nonlinearity, precision, unroll)
-    dw = _weight_grad(da, _previous_states(ys, h0, mask, reverse), precision)
+    da, dh0 = _backward_loop(dys, ys, w_hh, dh_n, mask, reverse, nonlinearity, precision, unroll, axis)
+    dw = _weight_grad(da, _previous_states(ys, h0, mask, reverse, axis), precision)
     # b broadcasts over time and batch: (hidden,) -> (1, hidden), or (D, 1, hidden) with directions
     db = None if b is None else jnp.sum(da, axis=(0, da.ndim - 2), keepdims=True).reshape(b.shape)
     return da, db, dw, dh0, None
@@ -199,14 +204,15 @@ _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 # --------------------------------------------------------------------------- public functions
 
 
-def _check(name, xp, w_hh, h0, seq_lengths, nonlinearity, unroll, directions, bias=None):
+def _check(name, xp, w_hh, h0, seq_lengths, nonlinearity, unroll, directions, bias=None, batch_first=False):
     if nonlinearity not in _ACTIVATIONS:
         raise ValueError(f"{name}: `nonlinearity` must be one of {_ACTIVATIONS}, got {nonlinearity!r}")
     if not isinstance(unroll, int) or isinstance(unroll, bool) or unroll < 1:
         raise ValueError(f"{name}: `unroll` must be a positive int, got {unroll!r}")
+    layout = "(batch, time, features)" if batch_first else "(time, batch, features)"
     if xp.ndim != 3:
-        raise ValueError(f"{name}: expected xp of shape (time, batch, features), got {xp.shape}")
-    steps, batch, features = xp.shape
+        raise ValueError(f"{name}: expected xp of shape {layout}, got {xp.shape}")
+    steps, batch, features = (xp.shape[1], xp.shape[0], xp.shape[2]) if batch_first else xp.shape
     if steps == 0:
         raise ValueError(f"{name}: xp has no time steps (xp.shape={xp.shape})")
     if features % directions:
@@ -244,12 +250,13 @@ def elman(
     nonlinearity: str = "tanh",
     precision: Any = None,
     unroll: int = 1,
+    batch_first: bool = False,
 ) -> tuple[Array, Array]:
     r"""One direction of an Elman layer over projected inputs: ``h(t) = act(xp(t) + b + W_hh h(t-1))``.
 
     Args:
-      xp: (time, batch, hidden), the input half of every step: ``W_ih x(t)``, with or without
-        the biases.
+      xp: (time, batch, hidden), or (batch, time, hidden) with ``batch_first``: the input half
+        of every step, ``W_ih x(t)``, with or without the biases.
       w_hh: (hidden, hidden) in torch's layout (the step computes ``h @ w_hh.T``).
       h0: (batch, hidden), the state before the walk's first step.
       seq_lengths: optional int array (batch,) with values in [1, time]: steps at or past a
@@ -260,10 +267,11 @@ def elman(
       nonlinearity: ``'tanh'`` or ``'relu'``.
       precision: passed to every matmul (``jax.lax.Precision``).
       unroll: steps per iteration of the compiled loops, forward and backward.
+      batch_first: xp and ys are (batch, time, hidden); the loops step along axis 1 in place.
 
     Returns:
-      ``(ys, h_n)``: ys (time, batch, hidden), the state after each step (zeros at padded
-      steps), and h_n (batch, hidden), the state after the walk's last valid step.
+      ``(ys, h_n)``: ys in xp's layout, the state after each step (zeros at padded steps), and
+      h_n (batch, hidden), the state after the walk's last valid step.
 
     xp, bias and w_hh are promoted to one dtype, and h0 is cast to it.
 
@@ -275,11 +283,12 @@ def elman(
     >>> ys.shape, h_n.shape, bool(jnp.all(ys[-1] == h_n))
     ((15, 32, 20), (32, 20), True)
     """
-    _check("elman", xp, w_hh, h0, seq_lengths, nonlinearity, unroll, 1, bias)
+    _check("elman", xp, w_hh, h0, seq_lengths, nonlinearity, unroll, 1, bias, batch_first)
     xp, bias, w_hh, h0 = _promote(xp, bias, w_hh, h0)
     b = None if bias is None else bias.reshape(1, -1)  # broadcasts over the batch of one step
-    mask = _valid_mask(seq_lengths, xp.shape[0])
-    return _recurrence(xp, b, w_hh, h0, mask, bool(reverse), nonlinearity, precision, unroll)
+    axis = 1 if batch_first else 0
+    mask = _valid_mask(seq_lengths, xp.shape[axis], axis)
+    return _recurrence(xp, b, w_hh, h0, mask, bool(reverse), nonlinearity, precision, unroll, axis)
 
 
 def elman_bidirectional(
@@ -330,7 +339,7 @@ def elman_bidirectional(
     walk_xp = jnp.stack([halves[:, :, 0], jnp.flip(halves[:, :, 1], axis=0)], axis=1)  # (T, 2, N, H)
     mask = _valid_mask(seq_lengths, steps)
     walk_mask = None if mask is None else jnp.stack([mask, jnp.flip(mask, axis=0)], axis=1)  # (T, 2, N, 1)
-    walk_ys, h_n = _recurrence(walk_xp, b, w_hh, h0, walk_mask, False, nonlinearity, precision, unroll)
+    walk_ys, h_n = _recurrence(walk_xp, b, w_hh, h0, walk_mask, False, nonlinearity, precision, unroll, 0)
     ys = jnp.concatenate([walk_ys[:, 0], jnp.flip(walk_ys[:, 1], axis=0)], axis=-1)
     return ys, h_n
 
@@ -356,22 +365,38 @@ def elman_layer(
     precision: Any = None,
     unroll: int = 1,
     fuse_directions: bool = False,
+    batch_first: bool = False,
 ) -> tuple[Array, Array]:
-    """One layer of ``torch.nn.RNN`` on time-major x (time, batch, features).
+    """One layer of ``torch.nn.RNN`` on x (time, batch, features), or (batch, time, features)
+    with ``batch_first`` (no transposes: the projection and the loops work in x's layout).
 
     Args:
       weights: one dict per direction (forward, then reverse), with torch's names and shapes:
         ``weight_ih`` (H, I), ``weight_hh`` (H, H), and with ``bias``, ``bias_ih``/``bias_hh`` (H,).
-      x: (time, batch, I); h0: (D, batch, H).
-      fuse_directions: with two directions, run both in one loop (``elman_bidirectional``)
-        instead of one loop each. Off by default: it measured no faster on the CPU
-        (benchmarks/NOTES.md), and one loop per direction is the simpler program.
+      x: (time, batch, I), or (batch, time, I) with ``batch_first``; h0: (D, batch, H).
+      fuse_directions: with two directions, run both in one loop (``elman_bidirectional``,
+        time-major: batch-first x is transposed for it) instead of one loop each. Off by
+        default: it measured no faster on the CPU (benchmarks/NOTES.md), and one loop per
+        direction is the simpler program.
 
     Returns:
-      ``(ys, h_n)``: ys (time, batch, D * H), h_n (D, batch, H).
+      ``(ys, h_n)``: ys in x's layout with D * H features, h_n (D, batch, H).
     """
     kw = dict(nonlinearity=nonlinearity, precision=precision, unroll=unroll)
     biases = [w["bias_ih"] + w["bias_hh"] for w in weights] if bias else [None] * len(weights)
+    if len(weights) == 2 and fuse_directions and batch_first:
+        ys, h_n = elman_layer(
+            weights,
+            jnp.swapaxes(x, 0, 1),
+            h0,
+            seq_lengths,
+            bias=bias,
+            nonlinearity=nonlinearity,
+            precision=precision,
+            unroll=unroll,
+            fuse_directions=True,
+        )
+        return jnp.swapaxes(ys, 0, 1), h_n
     if len(weights) == 2 and fuse_directions:
         w_hh = jnp.stack([w["weight_hh"] for w in weights])
         b = None if not bias else jnp.stack([w["bias_ih"] + w["bias_hh"] for w in weights])
@@ -379,7 +404,16 @@ def elman_layer(
     outputs, finals = [], []
     for direction, (w, b) in enumerate(zip(weights, biases)):  # a GEMM and a loop per direction
         xp = _project(x, [w], precision)
-        ys, h_n = elman(xp, w["weight_hh"], h0[direction], seq_lengths, bias=b, reverse=bool(direction), **kw)
+        ys, h_n = elman(
+            xp,
+            w["weight_hh"],
+            h0[direction],
+            seq_lengths,
+            bias=b,
+            reverse=bool(direction),
+            batch_first=batch_first,
+            **kw,
+        )
         outputs.append(ys)
         finals.append(h_n)
     return (outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)), jnp.stack(finals)
@@ -419,14 +453,13 @@ def elman_stack(
     """
     directions = 2 if bidirectional else 1
     batched = x.ndim == 3
-    if not batched:
+    if not batched:  # (T, I) -> (T, 1, I), time-major
         x = x[:, None]
         h0 = None if h0 is None else h0[:, None]
-    elif batch_first:
-        x = jnp.swapaxes(x, 0, 1)
+    batch_first = batch_first and batched
     hidden = params["l0"]["weight_hh"].shape[0]
     if h0 is None:
-        h0 = jnp.zeros((num_layers * directions, x.shape[1], hidden), x.dtype)
+        h0 = jnp.zeros((num_layers * directions, x.shape[0 if batch_first else 1], hidden), x.dtype)
     finals = []
     for layer in range(num_layers):
         names = [f"l{layer}", f"l{layer}_reverse"][:directions]
@@ -440,11 +473,10 @@ def elman_stack(
             precision=precision,
             unroll=unroll,
             fuse_directions=fuse_directions,
+            batch_first=batch_first,
         )
         finals.append(h_n)
     h_n = jnp.concatenate(finals)
     if not batched:
         return x[:, 0], h_n[:, 0]
-    if batch_first:
-        x = jnp.swapaxes(x, 0, 1)
     return x, h_n

@@ -139,8 +139,22 @@ class _Recurrent(nn.Module):
     def _carry_shapes(self, lead: tuple[int, ...]) -> Any:
         return lead + (self.hidden_size,)
 
-    def _layer(self, cells: list[_Cell], x: Array, starts: list, mask: Array | None, seq_lengths: Array | None):
-        """One layer, all its directions, on time-major x: returns (output (T, N, D * ·), final carries)."""
+    # Whether _layer takes batch-first x as it comes (batch_first=True below) instead of time-major.
+    _layers_take_batch_first = False
+
+    def _layer(
+        self,
+        cells: list[_Cell],
+        x: Array,
+        starts: list,
+        mask: Array | None,
+        seq_lengths: Array | None,
+        batch_first: bool = False,
+    ):
+        """One layer, all its directions, on time-major x: returns (output (T, N, D * ·), final carries).
+
+        ``batch_first`` x (N, T, ·) comes only to subclasses that set ``_layers_take_batch_first``.
+        """
         outputs, finals = [], []
         for direction, (cell, start) in enumerate(zip(cells, starts)):
             ys, carry_n = _scan_direction(cell, x, start, mask, bool(direction), self.unroll)
@@ -151,12 +165,13 @@ class _Recurrent(nn.Module):
     def _forward(self, x: Array, hx: Any, seq_lengths: Array | None, deterministic: bool, hx_name: str):
         hx = self._check_call(x, hx, seq_lengths, hx_name)
         batched = x.ndim == 3
+        keep_layout = batched and self.batch_first and self._layers_take_batch_first  # no transposes
         if not batched:  # torch: (T, I) -> (T, 1, I); batch_first does not apply
             x = x[:, None]
             hx = None if hx is None else jax.tree.map(lambda a: a[:, None], hx)
-        elif self.batch_first:
+        elif self.batch_first and not keep_layout:
             x = jnp.swapaxes(x, 0, 1)
-        steps, batch = x.shape[:2]
+        steps, batch = x.shape[1::-1] if keep_layout else x.shape[:2]
 
         mask = None
         if seq_lengths is not None:
@@ -176,7 +191,7 @@ class _Recurrent(nn.Module):
                     start = jax.tree.map(lambda a: a[row], hx)
                 cells.append(cell)
                 starts.append(start)
-            layer_input, carries = self._layer(cells, layer_input, starts, mask, seq_lengths)
+            layer_input, carries = self._layer(cells, layer_input, starts, mask, seq_lengths, keep_layout)
             finals += carries
             if self.dropout > 0 and layer < self.num_layers - 1:
                 layer_input = nn.Dropout(rate=self.dropout)(layer_input, deterministic=deterministic)
@@ -185,7 +200,7 @@ class _Recurrent(nn.Module):
         state = jax.tree.map(lambda *rows: jnp.stack(rows), *finals)
         if not batched:
             return output[:, 0], jax.tree.map(lambda a: a[:, 0], state)
-        if self.batch_first:
+        if self.batch_first and not keep_layout:
             output = jnp.swapaxes(output, 0, 1)
         return output, state
 
@@ -228,7 +243,8 @@ class RNN(_Recurrent):
     ``impl`` are extras. ``impl='fused'`` (the default) runs the recurrence of
     ``jaxrnn._fused``: a loop of one matmul, add and activation per step, and a hand-written
     backward pass whose loop carries only dh (the weight gradient is one GEMM over all steps
-    afterwards). ``impl='scan'`` is the reference: ``flax.linen.scan`` over ``RNNCell`` with
+    afterwards); with ``batch_first`` it steps along axis 1 in place, without transposing the
+    sequence to time-major and back. ``impl='scan'`` is the reference: ``flax.linen.scan`` over ``RNNCell`` with
     autodiff, as LSTM and GRU run.
     Both compute the same values (the float64 parity suites hold each to torch at 1e-10).
     The fused path's gradient is a ``jax.custom_vjp``: reverse mode (``jax.grad``, ``jax.vjp``,
@@ -270,7 +286,11 @@ class RNN(_Recurrent):
         _checks.one_of("nonlinearity", self.nonlinearity, ("tanh", "relu"), type(self).__name__)
         _checks.one_of("impl", self.impl, ("fused", "scan"), type(self).__name__)
 
-    def _layer(self, cells, x, starts, mask, seq_lengths):
+    @property
+    def _layers_take_batch_first(self) -> bool:  # type: ignore[override]
+        return self.impl == "fused"
+
+    def _layer(self, cells, x, starts, mask, seq_lengths, batch_first=False):
         if self.impl == "scan":
             return super()._layer(cells, x, starts, mask, seq_lengths)
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
@@ -287,6 +307,7 @@ class RNN(_Recurrent):
             nonlinearity=self.nonlinearity,
             precision=self.precision,
             unroll=self.unroll,
+            batch_first=batch_first,
         )
         return ys, list(h_n)
 
