@@ -1,19 +1,71 @@
-"""Argument checks shared by the public modules: clear errors before any computation."""
+"""Argument checks shared by the public modules: clear errors before any computation.
+
+Every check names the owner and the argument, says what was expected and shows what came: a
+TypeError for the wrong kind of value, a ValueError for a value of the right kind out of range.
+jax is imported only by the checks that need it, so ``jaxrnn.data`` stays numpy-only.
+"""
 
 from __future__ import annotations
 
+import math
 import numbers
 
-import jax
 import numpy as np
 
 
-def positive_int(name: str, value, owner: str) -> None:
-    """Raise unless ``value`` is a positive Python or NumPy integer (bools are refused)."""
+def _int(name: str, value, what: str, owner: str) -> int:
+    """``value`` as an int, or a TypeError for anything but a Python or NumPy integer (bools too)."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{owner}: `{name}` must be a positive int, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{owner}: `{name}` must be {what}, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
+def _real(name: str, value, what: str, owner: str) -> float:
+    """``value`` as a float, or a TypeError for anything but a real number (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: `{name}` must be {what}, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def integer(name: str, value, owner: str) -> int:
+    """``value`` as an int; a TypeError unless it is a Python or NumPy integer (bools are refused)."""
+    return _int(name, value, "an int", owner)
+
+
+def positive_int(name: str, value, owner: str) -> int:
+    """``value`` as an int; a TypeError unless it is a Python or NumPy integer (bools are refused),
+    a ValueError unless it is positive."""
+    value = _int(name, value, "a positive int", owner)
     if value <= 0:
         raise ValueError(f"{owner}: `{name}` must be a positive int, got {value}")
+    return value
+
+
+def non_negative_int(name: str, value, owner: str) -> int:
+    """``value`` as an int; a TypeError unless it is a Python or NumPy integer (bools are refused),
+    a ValueError when it is negative. Seeds are checked with this."""
+    value = _int(name, value, "a non-negative int", owner)
+    if value < 0:
+        raise ValueError(f"{owner}: `{name}` must be a non-negative int, got {value}")
+    return value
+
+
+def positive_number(name: str, value, owner: str) -> float:
+    """``value`` as a float; a TypeError unless it is a real number (bools are refused), a
+    ValueError unless it is positive and finite."""
+    number = _real(name, value, "a positive number", owner)
+    if not (number > 0 and math.isfinite(number)):
+        raise ValueError(f"{owner}: `{name}` must be a positive finite number, got {value}")
+    return number
+
+
+def non_negative_number(name: str, value, owner: str) -> float:
+    """``value`` as a float; a TypeError unless it is a real number (bools are refused), a
+    ValueError unless it is non-negative and finite."""
+    number = _real(name, value, "a non-negative number", owner)
+    if not (number >= 0 and math.isfinite(number)):
+        raise ValueError(f"{owner}: `{name}` must be a non-negative finite number, got {value}")
+    return number
 
 
 def one_of(name: str, value, choices: tuple[str, ...], owner: str) -> None:
@@ -22,32 +74,39 @@ def one_of(name: str, value, choices: tuple[str, ...], owner: str) -> None:
         raise ValueError(f"{owner}: `{name}` must be one of {choices}, got {value!r}")
 
 
-def probability(name: str, value, owner: str) -> None:
-    """Raise unless ``value`` is a real number in [0, 1] (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: `{name}` must be a number in [0, 1], got {value!r} ({type(value).__name__})")
-    if not 0.0 <= float(value) <= 1.0:
+def probability(name: str, value, owner: str) -> float:
+    """``value`` as a float; a TypeError unless it is a real number (bools are refused), a
+    ValueError unless it lies in [0, 1]."""
+    number = _real(name, value, "a number in [0, 1]", owner)
+    if not 0.0 <= number <= 1.0:
         raise ValueError(f"{owner}: `{name}` must be a number in [0, 1], got {value}")
+    return number
+
+
+def open_fraction(name: str, value, owner: str) -> float:
+    """``value`` as a float; a TypeError unless it is a real number (bools are refused), a
+    ValueError unless it lies strictly between 0 and 1 (a share that leaves something either side)."""
+    number = _real(name, value, "a number in (0, 1)", owner)
+    if not 0.0 < number < 1.0:
+        raise ValueError(f"{owner}: `{name}` must be a number in (0, 1), got {value}")
+    return number
 
 
 def floating_array(name: str, value, owner: str) -> None:
-    """Raise unless ``value`` has a shape and a floating dtype."""
+    """Raise unless ``value`` has a shape and a floating dtype (bfloat16 included)."""
+    import jax.numpy as jnp
+
     if not hasattr(value, "shape") or not hasattr(value, "dtype"):
         raise TypeError(f"{owner}: `{name}` must be an array, got {type(value).__name__}")
-    if not jax.numpy.issubdtype(value.dtype, jax.numpy.floating):
+    if not jnp.issubdtype(value.dtype, jnp.floating):
         raise TypeError(f"{owner}: `{name}` must have a floating dtype, got {value.dtype}")
 
 
 def is_concrete(value) -> bool:
     """True when ``value`` holds known numbers (not a tracer under jit/grad/vmap)."""
+    import jax
+
     return not isinstance(value, jax.core.Tracer)
-
-
-def non_negative_int(name: str, value, owner: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{owner}: `{name}` must be a non-negative int, got {value!r} ({type(value).__name__})")
-    if value < 0:
-        raise ValueError(f"{owner}: `{name}` must be a non-negative int, got {value}")
 
 
 def proj_size(value, hidden_size: int, owner: str) -> None:

@@ -18,7 +18,6 @@ this and :func:`jaxrnn.diagnostics.run_gradflow` as exercises for ``jaxrnn compa
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _plots
+from . import _checks, _plots
 from . import data as _data
 from ._progress import ProgressBar
 from ._train import cross_entropy_loss, evaluate, make_optimizer, make_train_step
@@ -80,22 +79,19 @@ def recall_data(
     True
     """
     owner = "recall_data"
-    n_samples = _positive_int("n_samples", n_samples, owner)
-    seq_len = _positive_int("seq_len", seq_len, owner)
-    num_symbols = _positive_int("num_symbols", num_symbols, owner)
+    n_samples = _checks.positive_int("n_samples", n_samples, owner)
+    seq_len = _checks.positive_int("seq_len", seq_len, owner)
+    num_symbols = _checks.positive_int("num_symbols", num_symbols, owner)
     if num_symbols < 2:
         raise ValueError(f"{owner}: `num_symbols` must be at least 2, got {num_symbols}")
-    if isinstance(k, bool) or not isinstance(k, (numbers.Integral, np.integer)):
-        raise TypeError(f"{owner}: `k` must be an int, got {k!r} ({type(k).__name__})")
+    k = _checks.integer("k", k, owner)
     if not 0 <= k < seq_len:
         raise ValueError(f"{owner}: `k` must lie in [0, seq_len - 1] = [0, {seq_len - 1}], got {k}")
-    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)) or seed < 0:
-        raise TypeError(f"{owner}: `seed` must be a non-negative int, got {seed!r}")
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(_checks.non_negative_int("seed", seed, owner))
     symbols = rng.integers(0, num_symbols, size=(n_samples, seq_len))
     x = np.zeros((n_samples, seq_len, num_symbols + 1), np.float32)
     x[:, :, :num_symbols] = _data.one_hot(symbols, num_symbols)
-    marked = seq_len - 1 - int(k)
+    marked = seq_len - 1 - k
     x[:, marked, num_symbols] = 1.0
     return x, symbols[:, marked].astype(np.int32)
 
@@ -115,10 +111,8 @@ def settings(*, quick: bool = False, epochs: int | None = None, seed: int = 0) -
         s = dict(seq_len=64, ks=(5, 10, 20, 40), num_symbols=4, hidden_size=32, n_train=2048, n_test=512,
                  batch_size=32, max_epochs=50, target=0.99)
     if epochs is not None:
-        s["max_epochs"] = _positive_int("epochs", epochs, "settings")
-    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)) or seed < 0:
-        raise ValueError(f"settings: `seed` must be a non-negative int, got {seed!r}")
-    s["seed"] = int(seed)
+        s["max_epochs"] = _checks.positive_int("epochs", epochs, "settings")
+    s["seed"] = _checks.non_negative_int("seed", seed, "settings")
     s["clip_norm"] = 1.0
     s["learning_rates"] = dict(LEARNING_RATES)
     return s
@@ -293,14 +287,6 @@ def plot_curves(path: Path, s: Mapping[str, Any], curves: Mapping[str, Mapping[i
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.suptitle("Learning curves (training stops at the target accuracy)", fontsize=10)
     return _plots._save(fig, path)
-
-
-def _positive_int(name: str, value, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{owner}: `{name}` must be a positive int, got {value!r} ({type(value).__name__})")
-    if value <= 0:
-        raise ValueError(f"{owner}: `{name}` must be a positive int, got {value}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -26,7 +25,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from . import _sharding
+from . import _checks, _sharding
 from . import data as _data
 from ._progress import ProgressBar
 
@@ -145,9 +144,8 @@ def clip_grad_norm(max_norm: float, eps: float = TORCH_CLIP_EPS) -> optax.Gradie
     >>> round(float(global_norm(clipped)), 6)
     1.0
     """
-    max_norm = _positive_number("max_norm", max_norm, "clip_grad_norm")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or eps < 0:
-        raise ValueError(f"clip_grad_norm: `eps` must be a non-negative number, got {eps!r}")
+    max_norm = _checks.positive_number("max_norm", max_norm, "clip_grad_norm")
+    eps = _checks.non_negative_number("eps", eps, "clip_grad_norm")
 
     def update(updates, state, params=None):
         del params
@@ -172,16 +170,15 @@ def make_optimizer(
         optax's), or ``'sgd'``, plain gradient descent ``p <- p - lr * g`` (torch's SGD without
         momentum).
     """
-    learning_rate = _positive_number("learning_rate", learning_rate, "make_optimizer")
+    learning_rate = _checks.positive_number("learning_rate", learning_rate, "make_optimizer")
+    _checks.one_of("optimizer", optimizer, ("adam", "sgd"), "make_optimizer")
     if optimizer == "adam":
         base = optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
-    elif optimizer == "sgd":
-        base = optax.sgd(learning_rate)
     else:
-        raise ValueError(f"make_optimizer: `optimizer` must be 'adam' or 'sgd', got {optimizer!r}")
+        base = optax.sgd(learning_rate)
     if clip_norm is None:
         return base
-    return optax.chain(clip_grad_norm(_positive_number("clip_norm", clip_norm, "make_optimizer")), base)
+    return optax.chain(clip_grad_norm(_checks.positive_number("clip_norm", clip_norm, "make_optimizer")), base)
 
 
 @dataclass
@@ -384,27 +381,25 @@ def train(
     x, y = _check_pair("train_data", train_data, owner)
     if test_data is not None:
         x_test, y_test = _check_pair("test_data", test_data, owner)
-    epochs = _positive_int("epochs", epochs, owner)
-    batch_size = _positive_int("batch_size", batch_size, owner)
-    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)) or seed < 0:
-        raise TypeError(f"{owner}: `seed` must be a non-negative int, got {seed!r}")
+    epochs = _checks.positive_int("epochs", epochs, owner)
+    batch_size = _checks.positive_int("batch_size", batch_size, owner)
+    seed = _checks.non_negative_int("seed", seed, owner)
     loss_fn = _resolve("loss", loss, _LOSSES)
     metric_fn = None if metric is None else _resolve("metric", metric, _METRICS)
-    checkpoint_every = _positive_int("checkpoint_every", checkpoint_every, owner)
+    checkpoint_every = _checks.positive_int("checkpoint_every", checkpoint_every, owner)
     if not isinstance(resume, bool):
         raise TypeError(f"{owner}: `resume` must be a bool, got {resume!r} ({type(resume).__name__})")
     if resume and checkpoint_dir is None:
         raise ValueError(f"{owner}: `resume=True` needs a `checkpoint_dir` to resume from, got None")
     n_devices = 1 if devices is None else _sharding.check_devices(devices, owner)
-    if nonfinite not in ("stop", "skip"):
-        raise ValueError(f"{owner}: `nonfinite` must be 'stop' or 'skip', got {nonfinite!r}")
+    _checks.one_of("nonfinite", nonfinite, ("stop", "skip"), owner)
     tx, step = _cached_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer, nonfinite, n_devices)
 
-    variables = dict(variables)
-    opt_state = tx.init(variables["params"])
+    current: dict = dict(variables)  # the variables as training goes
+    opt_state = tx.init(current["params"])
     history = History(metric=_name(metric))
     n = x.shape[0]
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(seed)
     start_epoch, global_step = 0, 0
     checkpointer, last_checkpoint = None, None
     if checkpoint_dir is not None:
@@ -412,7 +407,7 @@ def train(
 
         run = {
             "model": _checkpoint.describe_model(model),
-            "variables": _checkpoint.describe_arrays(variables),
+            "variables": _checkpoint.describe_arrays(current),
             "training": {"loss": _name(loss_fn), "metric": _name(metric_fn), "optimizer": optimizer,
                          "learning_rate": learning_rate, "clip_norm": clip_norm, "batch_size": batch_size,
                          "seed": int(seed)},
@@ -431,10 +426,10 @@ def train(
                 f"completed {latest} epochs")
         if latest is not None:
             state = checkpointer.restore(_checkpoint.TrainState(
-                variables, _inner_state(opt_state, nonfinite), 0, 0, rng.bit_generator.state, history.to_dict()))
+                current, _inner_state(opt_state, nonfinite), 0, 0, dict(rng.bit_generator.state), history.to_dict()))
             # uncommitted arrays, as model.init and tx.init give: the step compiled for them is reused
-            variables, inner = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), (state.variables, state.opt_state))
-            variables = dict(variables)
+            current, inner = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), (state.variables, state.opt_state))
+            current = dict(current)
             opt_state = _outer_state(inner, nonfinite, state.extra)
             rng.bit_generator.state = state.rng_state
             history = History(**state.history)
@@ -444,18 +439,19 @@ def train(
     mesh = _sharding.make_mesh(n_devices, owner) if n_devices > 1 else None
     not_halted = jnp.asarray(False)
     if mesh is not None:
-        variables, opt_state, not_halted = _sharding.replicate((variables, opt_state, np.asarray(False)), mesh)
+        current, opt_state, not_halted = _sharding.replicate((current, opt_state, np.asarray(False)), mesh)
     steps_per_epoch = math.ceil(n / batch_size)
     with ProgressBar((epochs - start_epoch) * steps_per_epoch, desc, enabled=progress) as bar:
         for epoch in range(start_epoch, epochs):
             stats, sizes, halted = [], [], not_halted
             for idx in _data.epoch_batches(n, batch_size, rng):
-                xb, yb, mask = x[idx], y[idx], None
+                xb, yb = x[idx], y[idx]
+                mask: np.ndarray | Array | None = None
                 if mesh is not None:
                     (xb, yb), mask = _sharding.pad_batch([xb, yb], mesh.size)
                     xb, yb, *rest = _sharding.shard_batch([xb, yb] + ([] if mask is None else [mask]), mesh)
                     mask = rest[0] if rest else None
-                variables, opt_state, halted, batch_stats = step(variables, opt_state, halted, xb, yb, mask)
+                current, opt_state, halted, batch_stats = step(current, opt_state, halted, xb, yb, mask)
                 stats.append(batch_stats)
                 sizes.append(len(idx))
                 bar.update()
@@ -478,7 +474,7 @@ def train(
                         what = (f"every step of epoch {epoch + 1} had a non-finite loss or gradients and was "
                                 f"skipped (the first {where}); training stopped{saved}")
                     raise NonFiniteError(f"{owner}: {what}.", epoch=epoch + 1, step=global_step + bad + 1,
-                                         result=TrainResult(variables, history), checkpoint=last_checkpoint)
+                                         result=TrainResult(current, history), checkpoint=last_checkpoint)
                 skipped = [global_step + int(i) + 1 for i in np.flatnonzero(~taken)]
                 warnings.warn(f"{owner}: skipped {len(skipped)} step(s) with non-finite loss or gradients in epoch "
                               f"{epoch + 1}: step(s) {skipped}; the first {where}", RuntimeWarning, stacklevel=2)
@@ -497,7 +493,7 @@ def train(
                     float(np.dot(weights, [s["metric"] if t else 0.0 for s, t in zip(stats, taken)])))
             shown = {"loss": history.loss[-1]}
             if test_data is not None:
-                result = evaluate(model, variables, x_test, y_test, loss=loss_fn, metric=metric_fn)
+                result = evaluate(model, current, x_test, y_test, loss=loss_fn, metric=metric_fn)
                 history.test_loss.append(result["loss"])
                 shown["test_loss"] = result["loss"]
                 if metric_fn is not None:
@@ -508,9 +504,9 @@ def train(
                 from ._checkpoint import TrainState
 
                 last_checkpoint = str(checkpointer.save(TrainState(
-                    variables, _inner_state(opt_state, nonfinite), epoch + 1, global_step, rng.bit_generator.state,
+                    current, _inner_state(opt_state, nonfinite), epoch + 1, global_step, dict(rng.bit_generator.state),
                     history.to_dict(), _skip_counters(opt_state, nonfinite))))
-    return TrainResult(variables, history)
+    return TrainResult(current, history)
 
 
 _NEVER = int(np.iinfo(np.int32).max)
@@ -626,22 +622,6 @@ def _resolve(name: str, value, table: dict[str, LossFn]) -> LossFn:
     if not callable(value):
         raise TypeError(f"`{name}` must be one of {sorted(table)} or a function, got {type(value).__name__}")
     return value
-
-
-def _positive_int(name: str, value, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{owner}: `{name}` must be a positive int, got {value!r} ({type(value).__name__})")
-    if value <= 0:
-        raise ValueError(f"{owner}: `{name}` must be a positive int, got {value}")
-    return int(value)
-
-
-def _positive_number(name: str, value, owner: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: `{name}` must be a positive number, got {value!r} ({type(value).__name__})")
-    if not (float(value) > 0 and math.isfinite(value)):
-        raise ValueError(f"{owner}: `{name}` must be a positive finite number, got {value}")
-    return float(value)
 
 
 def _check_pair(name: str, pair, owner: str) -> tuple[np.ndarray, np.ndarray]:

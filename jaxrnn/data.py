@@ -12,10 +12,11 @@ runs with the same seed visit the same examples in the same order.
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
+
+from . import _checks
 
 __all__ = [
     "NEGATIVE_WORDS",
@@ -52,20 +53,6 @@ _INTENSIFIERS = ("", "really ", "very ", "so ", "quite ")
 _TAILS = ("", " today", " overall", " to me", " again", " as always")
 
 
-def _check_positive_int(name: str, value, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{owner}: `{name}` must be a positive int, got {value!r} ({type(value).__name__})")
-    if value <= 0:
-        raise ValueError(f"{owner}: `{name}` must be a positive int, got {value}")
-    return int(value)
-
-
-def _check_seed(value, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or value < 0:
-        raise TypeError(f"{owner}: `seed` must be a non-negative int, got {value!r} ({type(value).__name__})")
-    return int(value)
-
-
 def generate_sin_data(seq_len: int = 50, n_samples: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The lesson's sine windows: predict the value that follows ``seq_len`` samples of sin.
 
@@ -88,9 +75,9 @@ def generate_sin_data(seq_len: int = 50, n_samples: int = 1000, seed: int = 0) -
     >>> bool(np.allclose(y, np.sin(np.arcsin(y))))
     True
     """
-    seq_len = _check_positive_int("seq_len", seq_len, "generate_sin_data")
-    n_samples = _check_positive_int("n_samples", n_samples, "generate_sin_data")
-    rng = np.random.default_rng(_check_seed(seed, "generate_sin_data"))
+    seq_len = _checks.positive_int("seq_len", seq_len, "generate_sin_data")
+    n_samples = _checks.positive_int("n_samples", n_samples, "generate_sin_data")
+    rng = np.random.default_rng(_checks.non_negative_int("seed", seed, "generate_sin_data"))
     start = rng.uniform(0.0, 2 * np.pi, size=(n_samples, 1))
     seq = np.sin(start + np.linspace(0.0, 4 * np.pi, seq_len + 1)[None, :])
     return seq[:, :-1, None].astype(np.float32), seq[:, -1].astype(np.float32)
@@ -117,11 +104,10 @@ def encode(text: str, length: int | None = None, padding: str = "right") -> np.n
     bad = sorted({c for c in text if c not in _CHAR_TO_ID})
     if bad:
         raise ValueError(f"encode: `text` may hold only a-z and space, got {bad} in {text!r}")
-    length = len(text) if length is None else _check_positive_int("length", length, "encode")
+    length = len(text) if length is None else _checks.positive_int("length", length, "encode")
     if length < len(text):
         raise ValueError(f"encode: `length` is {length} but `text` has {len(text)} characters")
-    if padding not in ("right", "left"):
-        raise ValueError(f"encode: `padding` must be 'right' or 'left', got {padding!r}")
+    _checks.one_of("padding", padding, ("right", "left"), "encode")
     ids = np.zeros(length, np.int32)
     start = 0 if padding == "right" else length - len(text)
     ids[start : start + len(text)] = [_CHAR_TO_ID[c] for c in text]
@@ -182,12 +168,11 @@ def generate_sentiment_data(n_samples: int = 200, seed: int = 0, padding: str = 
     >>> all((decode(i) == s) for i, s in zip(data.ids, data.sentences))
     True
     """
-    n_samples = _check_positive_int("n_samples", n_samples, "generate_sentiment_data")
+    n_samples = _checks.positive_int("n_samples", n_samples, "generate_sentiment_data")
     if n_samples > 10000:
         raise ValueError(f"generate_sentiment_data: `n_samples` must be at most 10000, got {n_samples}")
-    if padding not in ("right", "left"):
-        raise ValueError(f"generate_sentiment_data: `padding` must be 'right' or 'left', got {padding!r}")
-    rng = np.random.default_rng(_check_seed(seed, "generate_sentiment_data"))
+    _checks.one_of("padding", padding, ("right", "left"), "generate_sentiment_data")
+    rng = np.random.default_rng(_checks.non_negative_int("seed", seed, "generate_sentiment_data"))
     labels = np.zeros(n_samples, np.int32)
     labels[: (n_samples + 1) // 2] = 1
     labels = rng.permutation(labels)
@@ -231,12 +216,12 @@ def generate_tagging_data(
     (True, (2, 5))
     """
     owner = "generate_tagging_data"
-    n_samples = _check_positive_int("n_samples", n_samples, owner)
-    seq_len = _check_positive_int("seq_len", seq_len, owner)
-    num_values = _check_positive_int("num_values", num_values, owner)
+    n_samples = _checks.positive_int("n_samples", n_samples, owner)
+    seq_len = _checks.positive_int("seq_len", seq_len, owner)
+    num_values = _checks.positive_int("num_values", num_values, owner)
     if num_values < 3:
         raise ValueError(f"{owner}: `num_values` must be at least 3 (three classes), got {num_values}")
-    rng = np.random.default_rng(_check_seed(seed, owner))
+    rng = np.random.default_rng(_checks.non_negative_int("seed", seed, owner))
     tokens = rng.integers(0, num_values, size=(n_samples, seq_len)).astype(np.int32)
     return tokens, tokens % 3
 
@@ -248,7 +233,7 @@ def one_hot(ids, num_classes: int) -> np.ndarray:
     array([[[0., 0., 1.],
             [1., 0., 0.]]], dtype=float32)
     """
-    num_classes = _check_positive_int("num_classes", num_classes, "one_hot")
+    num_classes = _checks.positive_int("num_classes", num_classes, "one_hot")
     ids = np.asarray(ids)
     if not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"one_hot: `ids` must be integers, got dtype {ids.dtype}")
@@ -267,15 +252,12 @@ def split_indices(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[np
     >>> len(train), len(test), sorted(np.concatenate([train, test]).tolist()) == list(range(10))
     (8, 2, True)
     """
-    n = _check_positive_int("n", n, "split_indices")
+    n = _checks.positive_int("n", n, "split_indices")
     if n < 2:
         raise ValueError(f"split_indices: `n` must be at least 2 to leave a train and a test example, got {n}")
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real):
-        raise TypeError(f"split_indices: `test_fraction` must be a number in (0, 1), got {test_fraction!r}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"split_indices: `test_fraction` must lie in (0, 1), got {test_fraction}")
+    test_fraction = _checks.open_fraction("test_fraction", test_fraction, "split_indices")
     n_test = min(max(int(round(n * test_fraction)), 1), n - 1)
-    order = np.random.default_rng(_check_seed(seed, "split_indices")).permutation(n)
+    order = np.random.default_rng(_checks.non_negative_int("seed", seed, "split_indices")).permutation(n)
     return order[n_test:], order[:n_test]
 
 
@@ -290,7 +272,7 @@ def epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.
     >>> [len(b) for b in batches], sorted(np.concatenate(batches).tolist())
     ([2, 2, 1], [0, 1, 2, 3, 4])
     """
-    n = _check_positive_int("n", n, "epoch_batches")
-    batch_size = _check_positive_int("batch_size", batch_size, "epoch_batches")
+    n = _checks.positive_int("n", n, "epoch_batches")
+    batch_size = _checks.positive_int("batch_size", batch_size, "epoch_batches")
     order = rng.permutation(n)
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]

@@ -51,8 +51,12 @@ def test_recall_data_errors():
         _compare.recall_data(4, 10, 2, num_symbols=1)
     with pytest.raises(ValueError, match="`n_samples` must be a positive int, got 0"):
         _compare.recall_data(0, 10, 2)
-    with pytest.raises(TypeError, match="`seed` must be a non-negative int, got -1"):
+    with pytest.raises(ValueError, match="recall_data: `seed` must be a non-negative int, got -1"):
         _compare.recall_data(4, 10, 2, seed=-1)
+    with pytest.raises(TypeError, match=r"settings: `seed` must be a non-negative int, got 1.5 \(float\)"):
+        _compare.settings(seed=1.5)
+    with pytest.raises(ValueError, match="settings: `seed` must be a non-negative int, got -1"):
+        _compare.settings(seed=-1)
     with pytest.raises(ValueError, match=r"`cells` must be a non-empty sequence of .* got \('lstn',\)"):
         _compare.run_compare("unused", cells=("lstn",))
 

@@ -198,3 +198,32 @@ def test_lstm_hx_errors(hx, error, match):
     lstm = jaxrnn.LSTM(3, 5, num_layers=2, proj_size=2)
     with pytest.raises(error, match=match):
         _apply(lstm, X, hx)
+
+
+@pytest.mark.parametrize(
+    "check, value, error, match",
+    [
+        ("integer", -3, None, -3),
+        ("positive_int", np.int64(4), None, 4),
+        ("positive_int", 0, ValueError, r"f: `n` must be a positive int, got 0"),
+        ("non_negative_int", 0, None, 0),
+        ("non_negative_int", -1, ValueError, r"f: `n` must be a non-negative int, got -1"),
+        ("non_negative_int", True, TypeError, r"f: `n` must be a non-negative int, got True \(bool\)"),
+        ("integer", 2.0, TypeError, r"f: `n` must be an int, got 2.0 \(float\)"),
+        ("positive_number", 3, None, 3.0),
+        ("positive_number", float("inf"), ValueError, r"f: `n` must be a positive finite number, got inf"),
+        ("non_negative_number", 0, None, 0.0),
+        ("non_negative_number", "0", TypeError, r"f: `n` must be a non-negative number, got '0' \(str\)"),
+        ("probability", 1, None, 1.0),
+        ("open_fraction", 0.0, ValueError, r"f: `n` must be a number in \(0, 1\), got 0.0"),
+    ],
+)
+def test_shared_checks_name_the_argument_and_return_plain_numbers(check, value, error, match):
+    from jaxrnn import _checks
+
+    if error is None:
+        got = getattr(_checks, check)("n", value, "f")
+        assert got == match and type(got) is type(match)
+    else:
+        with pytest.raises(error, match=match):
+            getattr(_checks, check)("n", value, "f")

@@ -128,7 +128,7 @@ def test_an_epoch_with_every_step_skipped_stops():
 
 
 def test_nonfinite_argument_errors():
-    with pytest.raises(ValueError, match="`nonfinite` must be 'stop' or 'skip', got 'ignore'"):
+    with pytest.raises(ValueError, match=r"train: `nonfinite` must be one of \('stop', 'skip'\), got 'ignore'"):
         jaxrnn.train(MODEL, INIT, (X, Y), epochs=1, nonfinite="ignore", **ADAM)
 
 

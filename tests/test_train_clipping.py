@@ -112,5 +112,7 @@ def test_clip_grad_norm_rejects_a_bad_max_norm(bad):
 def test_clip_grad_norm_rejects_a_non_number():
     with pytest.raises(TypeError, match="`max_norm` must be a positive number, got '1'"):
         jaxrnn.clip_grad_norm("1")
-    with pytest.raises(ValueError, match="`eps` must be a non-negative number"):
+    with pytest.raises(ValueError, match="`eps` must be a non-negative finite number, got -1e-06"):
         jaxrnn.clip_grad_norm(1.0, eps=-1e-6)
+    with pytest.raises(TypeError, match=r"`eps` must be a non-negative number, got None \(NoneType\)"):
+        jaxrnn.clip_grad_norm(1.0, eps=None)
