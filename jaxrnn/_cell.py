@@ -50,7 +50,9 @@ class _Cell(nn.Module):
     """
 
     gates: ClassVar[int] = 1
-    fold_hh_bias: ClassVar[bool] = True  # b_hh joins the input projection (not for GRU's n gate)
+    # The step reads xp and W_hh h only through their sum, so b_hh joins the input projection
+    # (and the fused backward pass keeps one array for both: _fused_gated, ``additive``).
+    fold_hh_bias: ClassVar[bool] = True
 
     def __post_init__(self):
         _checks.positive_int("input_size", self.input_size, type(self).__name__)
@@ -219,12 +221,17 @@ class LSTMCell(_Cell):
     def carry_shapes(self, batch_shape) -> LSTMState:
         return LSTMState(batch_shape + (self.state_size,), batch_shape + (self.hidden_size,))
 
+    @staticmethod
+    def update(xp: Array, hh: Array, carry: LSTMState) -> LSTMState:
+        """The elementwise part of a step, from ``xp = W_ih x + b_ih + b_hh`` and ``hh = W_hh h``:
+        returns ``LSTMState(σ(o) tanh(c'), c')`` (h before the projection)."""
+        i, f, g, o = jnp.split(xp + hh, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * carry.c.astype(i.dtype) + jax.nn.sigmoid(i) * jnp.tanh(g)
+        return LSTMState(jax.nn.sigmoid(o) * jnp.tanh(c), c)
+
     def step(self, carry: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
         """The recurrent half on ``xp = W_ih x + b_ih + b_hh``; returns ``(LSTMState(h', c'), h')``."""
-        h, c = carry
-        i, f, g, o = jnp.split(xp + self._hh(h), 4, axis=-1)
-        c = jax.nn.sigmoid(f) * c.astype(i.dtype) + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        h, c = self.update(xp, self._hh(carry.h), LSTMState(*carry))
         if self.proj_size:
             h, w = nn.dtypes.promote_dtype(h, self.weight_hr, dtype=self.dtype)
             h = jnp.matmul(h, w.T, precision=self.precision)
@@ -261,15 +268,20 @@ class GRUCell(_Cell):
     param_dtype: Any = jnp.float32
     precision: Any = None
 
-    def step(self, h: Array, xp: Array) -> tuple[Array, Array]:
-        """The recurrent half on ``xp = W_ih x + b_ih``; returns ``(h', h')``."""
-        hh = self._hh(h)
-        if self.bias:
-            hh = _add_bias(hh, self.bias_hh)
+    @staticmethod
+    def update(xp: Array, hh: Array, h: Array) -> Array:
+        """The elementwise part of a step, from ``xp = W_ih x + b_ih`` and ``hh = W_hh h + b_hh``: h'."""
         x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
         h_r, h_z, h_n = jnp.split(hh, 3, axis=-1)
         r = jax.nn.sigmoid(x_r + h_r)
         z = jax.nn.sigmoid(x_z + h_z)
         n = jnp.tanh(x_n + r * h_n)
-        h = (1 - z) * n + z * h.astype(n.dtype)
+        return (1 - z) * n + z * h.astype(n.dtype)
+
+    def step(self, h: Array, xp: Array) -> tuple[Array, Array]:
+        """The recurrent half on ``xp = W_ih x + b_ih``; returns ``(h', h')``."""
+        hh = self._hh(h)
+        if self.bias:
+            hh = _add_bias(hh, self.bias_hh)
+        h = self.update(xp, hh, h)
         return h, h

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _fused
+from . import _checks, _fused, _fused_gated
 from ._cell import GRUCell, LSTMCell, LSTMState, RNNCell, _Cell
 
 Array = jax.Array
@@ -71,6 +71,7 @@ class _Recurrent(nn.Module):
         _checks.positive_int("num_layers", self.num_layers, name)
         _checks.probability("dropout", self.dropout, name)
         _checks.positive_int("unroll", self.unroll, name)
+        _checks.one_of("impl", self.impl, ("fused", "scan"), name)
         self._check_options()
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
@@ -139,8 +140,10 @@ class _Recurrent(nn.Module):
     def _carry_shapes(self, lead: tuple[int, ...]) -> Any:
         return lead + (self.hidden_size,)
 
-    # Whether _layer takes batch-first x as it comes (batch_first=True below) instead of time-major.
-    _layers_take_batch_first = False
+    @property
+    def _fused(self) -> bool:
+        """Whether the layers run the fused recurrence (``impl='fused'``) rather than nn.scan."""
+        return self.impl == "fused"
 
     def _layer(
         self,
@@ -151,21 +154,43 @@ class _Recurrent(nn.Module):
         seq_lengths: Array | None,
         batch_first: bool = False,
     ):
-        """One layer, all its directions, on time-major x: returns (output (T, N, D * ·), final carries).
+        """One layer, all its directions: returns (output (T, N, D * ·), final carries).
 
-        ``batch_first`` x (N, T, ·) comes only to subclasses that set ``_layers_take_batch_first``.
+        x is time-major (T, N, ·), or batch-first (N, T, ·) with ``batch_first`` (only on the
+        fused path, which steps along the time axis where it lies; the output keeps x's layout).
         """
         outputs, finals = [], []
         for direction, (cell, start) in enumerate(zip(cells, starts)):
-            ys, carry_n = _scan_direction(cell, x, start, mask, bool(direction), self.unroll)
+            if self._fused:
+                ys, carry_n = self._fused_direction(cell, x, start, seq_lengths, bool(direction), batch_first)
+            else:
+                ys, carry_n = _scan_direction(cell, x, start, mask, bool(direction), self.unroll)
             outputs.append(ys)
             finals.append(carry_n)
         return (outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)), finals
 
+    def _fused_direction(self, cell, x, start, seq_lengths, reverse: bool, batch_first: bool):
+        """One direction of a gated layer on ``_fused_gated``: the cell's projection, then its update."""
+        xp = cell.project(x)
+        bias_hh = cell.bias_hh if (self.bias and not cell.fold_hh_bias) else None
+        return _fused_gated.gated(
+            type(cell).update,
+            xp,
+            cell.weight_hh,
+            start,
+            seq_lengths,
+            bias_hh=bias_hh,
+            additive=cell.fold_hh_bias,
+            reverse=reverse,
+            precision=self.precision,
+            unroll=self.unroll,
+            batch_first=batch_first,
+        )
+
     def _forward(self, x: Array, hx: Any, seq_lengths: Array | None, deterministic: bool, hx_name: str):
         hx = self._check_call(x, hx, seq_lengths, hx_name)
         batched = x.ndim == 3
-        keep_layout = batched and self.batch_first and self._layers_take_batch_first  # no transposes
+        keep_layout = batched and self.batch_first and self._fused  # no transposes
         if not batched:  # torch: (T, I) -> (T, 1, I); batch_first does not apply
             x = x[:, None]
             hx = None if hx is None else jax.tree.map(lambda a: a[:, None], hx)
@@ -244,9 +269,8 @@ class RNN(_Recurrent):
     ``jaxrnn._fused``: a loop of one matmul, add and activation per step, and a hand-written
     backward pass whose loop carries only dh (the weight gradient is one GEMM over all steps
     afterwards); with ``batch_first`` it steps along axis 1 in place, without transposing the
-    sequence to time-major and back. ``impl='scan'`` is the reference: ``flax.linen.scan`` over ``RNNCell`` with
-    autodiff, as LSTM and GRU run.
-    Both compute the same values (the float64 parity suites hold each to torch at 1e-10).
+    sequence to time-major and back. ``impl='scan'`` is the reference: ``flax.linen.scan`` over
+    ``RNNCell`` with autodiff. Both compute the same values (the float64 parity suites hold each to torch at 1e-10).
     The fused path's gradient is a ``jax.custom_vjp``: reverse mode (``jax.grad``, ``jax.vjp``,
     grad of grad) works, forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) does not;
     use ``impl='scan'`` for those.
@@ -284,14 +308,9 @@ class RNN(_Recurrent):
 
     def _check_options(self) -> None:
         _checks.one_of("nonlinearity", self.nonlinearity, ("tanh", "relu"), type(self).__name__)
-        _checks.one_of("impl", self.impl, ("fused", "scan"), type(self).__name__)
-
-    @property
-    def _layers_take_batch_first(self) -> bool:  # type: ignore[override]
-        return self.impl == "fused"
 
     def _layer(self, cells, x, starts, mask, seq_lengths, batch_first=False):
-        if self.impl == "scan":
+        if not self._fused:
             return super()._layer(cells, x, starts, mask, seq_lengths)
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
         weights = [{k: getattr(cell, k) for k in names} for cell in cells]
@@ -338,7 +357,11 @@ class GRU(_Recurrent):
     ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h' = (1 - z) * n + z * h``.
     Constructor, parameter names (``weight_ih`` (3H, I), ``weight_hh`` (3H, H), ``bias_ih``,
     ``bias_hh`` (3H,) under ``l{k}`` / ``l{k}_reverse``) and init are torch's; the call and
-    returns are ``RNN``'s.
+    returns are ``RNN``'s. ``dtype``, ``param_dtype``, ``precision``, ``unroll`` and ``impl``
+    are extras, as for ``RNN``: ``impl='fused'`` (the default) runs ``jaxrnn._fused_gated``
+    (one matmul and ``GRUCell.update`` per step, a hand-written backward loop carrying only
+    dh, dW_hh one GEMM afterwards); ``impl='scan'`` is ``flax.linen.scan`` over ``GRUCell``
+    with autodiff. Both compute the same values; forward-mode autodiff needs ``impl='scan'``.
 """
         + _SHARED_DOC
         + """
@@ -363,6 +386,7 @@ class GRU(_Recurrent):
     param_dtype: Any = jnp.float32
     precision: Any = None
     unroll: int = 1
+    impl: str = "fused"
 
     def _cell(self, input_size: int, name: str) -> GRUCell:
         return GRUCell(input_size, self.hidden_size, self.bias, self.dtype, self.param_dtype, self.precision, name=name)
@@ -381,6 +405,10 @@ class LSTM(_Recurrent):
     and with ``proj_size`` P > 0, ``h' = W_hr (σ(o) tanh(c'))``. Constructor, parameter names
     (``weight_ih`` (4H, I), ``weight_hh`` (4H, P or H), ``bias_ih``, ``bias_hh`` (4H,),
     ``weight_hr`` (P, H) under ``l{k}`` / ``l{k}_reverse``) and init are torch's.
+    ``dtype``, ``param_dtype``, ``precision``, ``unroll`` and ``impl`` are extras, as for
+    ``GRU``: ``impl='fused'`` (the default) runs ``jaxrnn._fused_gated`` with ``LSTMCell.update``
+    and a backward loop carrying only (dh, dc); with ``proj_size`` > 0 the projection sits inside
+    the step and the layer runs ``impl='scan'`` (``flax.linen.scan`` over ``LSTMCell``) either way.
 
     Call: ``output, (h_n, c_n) = lstm.apply(variables, x, hx=None, seq_lengths=None, deterministic=True)``
     with ``hx = (h0, c0)``: h0 (num_layers * D, batch, P or H), c0 (num_layers * D, batch, H)
@@ -413,9 +441,14 @@ class LSTM(_Recurrent):
     param_dtype: Any = jnp.float32
     precision: Any = None
     unroll: int = 1
+    impl: str = "fused"
 
     def _check_options(self) -> None:
         _checks.proj_size(self.proj_size, self.hidden_size, type(self).__name__)
+
+    @property
+    def _fused(self) -> bool:  # the projection h = W_hr h sits inside the step: nn.scan runs it
+        return self.impl == "fused" and not self.proj_size
 
     @property
     def _output_size(self) -> int:

@@ -1,7 +1,9 @@
 """jaxrnn.LSTM / jaxrnn.GRU against torch.nn.LSTM / torch.nn.GRU: outputs, final states, all gradients.
 
 The same sweep as the RNN's (layers x directions x bias x layout x h0 x lengths), proj_size
-included for the LSTM, plus unbatched input.
+included for the LSTM, plus unbatched input. Each configuration runs on the default fused path
+(``jaxrnn._fused_gated``); every 3rd one also on the nn.scan reference path (``impl='scan'``).
+With proj_size > 0 the LSTM runs the scan path whatever ``impl`` says, so those run once.
 """
 
 from __future__ import annotations
@@ -39,10 +41,16 @@ UNBATCHED = list(
 UNBATCHED = [c for c in UNBATCHED if not (c[0] == "gru" and c[-1])]
 
 
+def _with_scan(configs):
+    """Every config on the fused path, and every 3rd one without a projection on the scan path too."""
+    return [c + ("fused",) for c in configs] + [c + ("scan",) for c in configs[::3] if not c[-1]]
+
+
 def _ids(c):
-    kind, layers, bidi, bias, bf, h0, lengths, proj = c
+    kind, layers, bidi, bias, bf, h0, lengths, proj, impl = c
     return "-".join(
         [
+            impl,
             kind,
             f"L{layers}",
             "bi" if bidi else "uni",
@@ -72,7 +80,7 @@ def _jax_fn(layer, with_h0: bool, with_lengths: bool):
 
 
 def _compare(config, batched):
-    kind, layers, bidi, bias, batch_first, with_h0, with_lengths, proj = config
+    kind, layers, bidi, bias, batch_first, with_h0, with_lengths, proj, impl = config
     seed = zlib.crc32(repr(config).encode())
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -80,12 +88,14 @@ def _compare(config, batched):
     lead = (layers * D, N) if batched else (layers * D,)
     if kind == "lstm":
         layer_t = torch.nn.LSTM(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi, proj_size=proj)
-        layer = jaxrnn.LSTM(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi, proj_size=proj)
+        layer = jaxrnn.LSTM(
+            I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi, proj_size=proj, impl=impl
+        )
         hx = (rng.standard_normal(lead + (proj or H,)), rng.standard_normal(lead + (H,)))
         hn_w = (rng.standard_normal(lead + (proj or H,)), rng.standard_normal(lead + (H,)))
     else:
         layer_t = torch.nn.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi)
-        layer = jaxrnn.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi)
+        layer = jaxrnn.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi, impl=impl)
         hx = rng.standard_normal(lead + (H,))
         hn_w = rng.standard_normal(lead + (H,))
     layer_t = layer_t.double()
@@ -115,11 +125,11 @@ def _compare(config, batched):
     assert_trees_close(jaxrnn.to_torch(g_params), expected["grad_params"], what="grad params")
 
 
-@pytest.mark.parametrize("config", LSTM_BATCHED + GRU_BATCHED, ids=_ids)
+@pytest.mark.parametrize("config", _with_scan(LSTM_BATCHED + GRU_BATCHED), ids=_ids)
 def test_forward_and_grads_match_torch_float64(config):
     _compare(config, batched=True)
 
 
-@pytest.mark.parametrize("config", UNBATCHED, ids=_ids)
+@pytest.mark.parametrize("config", _with_scan(UNBATCHED), ids=_ids)
 def test_unbatched_forward_and_grads_match_torch_float64(config):
     _compare(config, batched=False)

@@ -1,0 +1,202 @@
+r"""LSTM and GRU recurrences with a hand-written backward pass: ``_fused``'s plan for any gated cell.
+
+The layer computes the input half of every step first, one GEMM for the whole sequence
+(``xp(t) = W_ih x(t) + b_ih``, plus ``b_hh`` where the cell can fold it in). What is left is
+the sequential part, for a cell given by its elementwise ``update``:
+
+.. math::
+    hh(t) = W_{hh} h(t-1) \; (+ b_{hh}), \qquad
+    \text{carry}(t) = \text{update}(xp(t), hh(t), \text{carry}(t-1))
+
+with ``h`` the carry's first array (``LSTMState(h, c)`` for the LSTM, h alone for the GRU):
+
+- forward: a loop of one matmul and the cell's elementwise update; it keeps every step's
+  carry and hh for the backward pass;
+- backward (a ``jax.custom_vjp``): a loop carrying only the carry's cotangent, one matmul per
+  step: the derivative of ``update`` at step t (``jax.vjp`` of the elementwise function, from
+  the saved xp(t), hh(t) and carry(t-1)) gives d xp(t), d hh(t) and the direct part of
+  d carry(t-1); ``dh(t-1) += d hh(t) W_hh``. The weight gradient is then one GEMM over all
+  steps, ``dW_hh = sum_t d hh(t)^T h(t-1)``, instead of T small outer products accumulated
+  in the loop as autodiff of a scan does.
+
+The cell's maths is written once, in ``LSTMCell.update`` / ``GRUCell.update``; the scan path
+(``impl='scan'``) calls the same functions, and the float64 parity sweep against torch
+(tests/test_lstm_gru_match_torch.py) holds both paths to 1e-10.
+
+Layout: the arrays are time-major (time, batch, ·), or (batch, time, ·) with ``axis=1``; the
+loops index the time axis where it lies, so batch-first data is never transposed. With a mask
+(from ``seq_lengths``) the semantics are those of ``pack_padded_sequence``, as in ``_fused``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._fused import _at, _previous_states, _put, _transposed, _valid_mask
+
+Array = jax.Array
+
+# update(xp_t, hh_t, carry) -> carry, elementwise, carry a NamedTuple of arrays whose first is h
+Update = Callable[[Array, Array, Any], Any]
+
+
+def _hh(h: Array, w_t: Array, b: Array | None, precision: Any) -> Array:
+    hh = jnp.matmul(h, w_t, precision=precision)
+    return hh if b is None else hh + b
+
+
+def _forward(update, additive, xp, w_hh, b, carry0, mask, reverse, precision, unroll, axis, save):
+    """The forward loop. Returns (sequences of every carry array, the saved pre-activations or None,
+    final carry).
+
+    Without ``save`` only h's sequence is kept (the output); the others are None. With it, the
+    loop also keeps hh(t), or for an ``additive`` cell (one that reads xp and hh only as their
+    sum, the LSTM) that sum, so its backward pass has one array less to read and write.
+    """
+    w_t = _transposed(w_hh)
+    steps = xp.shape[axis]
+    leaves, treedef = jax.tree.flatten(carry0)
+
+    def seq_like(a, width):
+        shape = list(xp.shape)
+        shape[-1] = width
+        return jnp.zeros(shape, a.dtype)
+
+    seqs0 = [seq_like(a, a.shape[-1]) if (k == 0 or save) else None for k, a in enumerate(leaves)]
+    hhs0 = seq_like(xp, w_hh.shape[0]) if save else None
+
+    def body(i, state):
+        carry, seqs, hhs = state
+        t = steps - 1 - i if reverse else i
+        hh = _hh(carry[0], w_t, b, precision)
+        new = jax.tree.leaves(update(_at(xp, t, axis), hh, treedef.unflatten(carry)))
+        if mask is not None:
+            valid = _at(mask, t, axis)
+            new_carry = [jnp.where(valid, n, o) for n, o in zip(new, carry)]
+            new = [jnp.where(valid, n, 0) for n in new]
+        else:
+            new_carry = new
+        seqs = [s if s is None else _put(s, n, t, axis) for s, n in zip(seqs, new)]
+        if hhs is not None:
+            hhs = _put(hhs, _at(xp, t, axis) + hh if additive else hh, t, axis)
+        return new_carry, seqs, hhs
+
+    carry_n, seqs, hhs = jax.lax.fori_loop(0, steps, body, (leaves, seqs0, hhs0), unroll=unroll)
+    return seqs, hhs, treedef.unflatten(carry_n)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8, 9, 10))
+def _recurrence(xp, w_hh, b, carry0, mask, update, additive, reverse, precision, unroll, axis):
+    args = (xp, w_hh, b, carry0, mask, reverse, precision, unroll, axis)
+    seqs, _, carry_n = _forward(update, additive, *args, save=False)
+    return seqs[0], carry_n
+
+
+def _recurrence_fwd(xp, w_hh, b, carry0, mask, update, additive, reverse, precision, unroll, axis):
+    args = (xp, w_hh, b, carry0, mask, reverse, precision, unroll, axis)
+    seqs, pres, carry_n = _forward(update, additive, *args, save=True)
+    return (seqs[0], carry_n), (None if additive else xp, w_hh, b, carry0, mask, seqs, pres)
+
+
+def _recurrence_bwd(update, additive, reverse, precision, unroll, axis, residuals, cotangents):
+    xp, w_hh, b, carry0, mask, seqs, pres = residuals
+    dys, dcarry_n = cotangents
+    leaves0, treedef = jax.tree.flatten(carry0)
+    # carry(t-1) for every step, each array: the state each step started from
+    prevs = [_previous_states(s, a, mask, reverse, axis) for s, a in zip(seqs, leaves0)]
+    steps = pres.shape[axis]
+
+    def body(i, state):
+        dcarry, dxp, dhh = state
+        t = i if reverse else steps - 1 - i  # the forward walk, backwards
+        prev = treedef.unflatten([_at(p, t, axis) for p in prevs])
+        d_out = treedef.unflatten([dcarry[0] + _at(dys, t, axis)] + dcarry[1:])
+        if additive:  # d xp(t) = d hh(t) = d(xp + hh)(t): one array
+            _, vjp = jax.vjp(lambda a, c: update(a, jnp.zeros((), a.dtype), c), _at(pres, t, axis), prev)
+            dhh_t, dprev = vjp(d_out)
+            dxp_t = None
+        else:
+            _, vjp = jax.vjp(update, _at(xp, t, axis), _at(pres, t, axis), prev)
+            dxp_t, dhh_t, dprev = vjp(d_out)
+        dprev = jax.tree.leaves(dprev)
+        dprev[0] = dprev[0] + jnp.matmul(dhh_t, w_hh, precision=precision)
+        if mask is not None:  # a padded step passes the carry's cotangent through untouched
+            valid = _at(mask, t, axis)
+            dprev = [jnp.where(valid, n, o) for n, o in zip(dprev, dcarry)]
+            dxp_t = None if additive else jnp.where(valid, dxp_t, 0)
+            dhh_t = jnp.where(valid, dhh_t, 0)
+        return dprev, None if additive else _put(dxp, dxp_t, t, axis), _put(dhh, dhh_t, t, axis)
+
+    start = (jax.tree.leaves(dcarry_n), None if additive else jnp.zeros_like(xp), jnp.zeros_like(pres))
+    dcarry0, dxp, dhh = jax.lax.fori_loop(0, steps, body, start, unroll=unroll)
+    if additive:
+        dxp = dhh
+    flat_dhh = dhh.reshape(-1, dhh.shape[-1])
+    dw = jnp.matmul(flat_dhh.T, prevs[0].reshape(-1, prevs[0].shape[-1]), precision=precision)
+    db = None if b is None else jnp.sum(flat_dhh, axis=0).reshape(b.shape)
+    return dxp, dw, db, treedef.unflatten(dcarry0), None
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def gated(
+    update: Update,
+    xp: Array,
+    w_hh: Array,
+    carry0: Any,
+    seq_lengths: Array | None = None,
+    *,
+    bias_hh: Array | None = None,
+    additive: bool = False,
+    reverse: bool = False,
+    precision: Any = None,
+    unroll: int = 1,
+    batch_first: bool = False,
+) -> tuple[Array, Any]:
+    r"""One direction of a gated layer over projected inputs: ``carry(t) = update(xp(t), W_hh h(t-1) + b, carry(t-1))``.
+
+    Args:
+      update: the cell's elementwise step, ``LSTMCell.update`` or ``GRUCell.update``:
+        ``(xp_t, hh_t, carry) -> carry``, the carry a NamedTuple of arrays with h first, or one array.
+      xp: (time, batch, G·H), or (batch, time, G·H) with ``batch_first``: the input half of every
+        step, ``W_ih x(t) + b_ih`` (+ ``b_hh`` where the cell folds it in).
+      w_hh: (G·H, H) in torch's layout (the step computes ``h @ w_hh.T``).
+      carry0: the carry before the walk's first step, each array (batch, ·).
+      seq_lengths: optional int array (batch,) with values in [1, time]: ``pack_padded_sequence``
+        semantics, as ``_fused.elman``.
+      bias_hh: optional (G·H,), added to ``W_hh h`` inside the step (GRU: ``b_hn`` sits inside
+        ``r * (W_hn h + b_hn)``).
+      additive: ``update`` reads xp and hh only through ``xp + hh`` (the LSTM; not with
+        ``bias_hh``): the loops then keep that sum, one array, instead of hh, and d xp = d hh.
+      reverse: walk t = T-1 .. 0.
+      precision: passed to every matmul.
+      unroll: steps per iteration of the compiled loops, forward and backward.
+      batch_first: xp and the output are (batch, time, ·).
+
+    Returns:
+      ``(ys, carry_n)``: ys in xp's layout, h after each step (zeros at padded steps), and the
+      carry after the walk's last valid step.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrnn import GRUCell
+    >>> xp = jax.random.normal(jax.random.key(0), (15, 32, 3 * 20))
+    >>> w_hh = jax.random.normal(jax.random.key(1), (3 * 20, 20)) * 0.1
+    >>> ys, h_n = gated(GRUCell.update, xp, w_hh, jnp.zeros((32, 20)))
+    >>> ys.shape, h_n.shape, bool(jnp.all(ys[-1] == h_n))
+    ((15, 32, 20), (32, 20), True)
+    """
+    axis = 1 if batch_first else 0
+    mask = _valid_mask(seq_lengths, xp.shape[axis], axis)
+    dtype = xp.dtype
+    w_hh = w_hh.astype(dtype)
+    b = None if bias_hh is None else bias_hh.astype(dtype).reshape(1, -1)
+    carry0 = jax.tree.map(lambda a: a.astype(dtype), carry0)
+    if additive and b is not None:
+        raise ValueError("gated: an `additive` cell has b_hh folded into xp; got `bias_hh` as well")
+    return _recurrence(xp, w_hh, b, carry0, mask, update, additive, bool(reverse), precision, unroll, axis)
