@@ -1,6 +1,6 @@
 """``python -m benchmarks``: jaxrnn (jit, no jit, disable_jit), plain Flax, torch eager and torch.compile.
 
-    python -m benchmarks                  # the full grid and the sequence-length sweep (< ~10 min on 2 cores)
+    python -m benchmarks                  # RNN grid, T sweep, LSTM/GRU grid (~15 min on 2 cores)
     python -m benchmarks --quick          # CI smoke: tiny shapes, one round; checks it runs, not how fast
     python -m benchmarks --update-readme  # copy the latest results/bench.md into README.md
     python -m benchmarks --ablations      # the fast path's ideas one by one (benchmarks/NOTES.md)
@@ -22,6 +22,7 @@ from typing import Any
 
 from . import _contenders, _grid, _measure, _report
 
+SECTIONS = ("grid", "sweep", "cells")  # the RNN grid, the T sweep, the LSTM/GRU grid
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -36,7 +37,7 @@ def _parse(argv):
     p.add_argument("--update-readme", action="store_true", help="copy results/bench.md into README.md and exit")
     p.add_argument("--ablations", action="store_true", help="measure the fast path's ideas one by one")
     p.add_argument("--only", action="append", default=None, metavar="NAME", help="run only these contenders")
-    p.add_argument("--sections", default="grid,sweep", help="comma list of: grid, sweep (default both)")
+    p.add_argument("--sections", default=",".join(SECTIONS), help="comma list of: grid, sweep, cells (default all)")
     p.add_argument("--works", default="train,forward", help="comma list of: train, forward")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed rounds per cell")
     p.add_argument("--everything", action="store_true", help="run every contender in every cell (much longer)")
@@ -119,7 +120,7 @@ def run(args) -> dict:
     quick = args.quick
     settings: dict[str, Any] = {
         "gemm_n": 256 if quick else 2048,
-        "budget": {"grid": 1.0, "sweep": 1.0} if quick else {"grid": 4.0, "sweep": 2.0},
+        "budget": {"grid": 1.0, "sweep": 1.0, "cells": 1.0} if quick else {"grid": 4.0, "sweep": 2.0, "cells": 3.0},
         "everything": args.everything,
         "min_rounds": 1 if quick else 3,
         "max_rounds": 1 if quick else 15,
@@ -137,14 +138,15 @@ def run(args) -> dict:
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     works = [w.strip() for w in args.works.split(",") if w.strip()]
     for s in sections:
-        if s not in ("grid", "sweep"):
-            raise SystemExit(f"--sections: expected grid and/or sweep, got {s!r}")
+        if s not in SECTIONS:
+            raise SystemExit(f"--sections: expected some of {', '.join(SECTIONS)}, got {s!r}")
     for w in works:
         if w not in _grid.WORKS:
             raise SystemExit(f"--works: expected train and/or forward, got {w!r}")
     shapes = {
         "grid": _grid.QUICK_GRID if quick else _grid.GRID,
         "sweep": _grid.QUICK_T_SWEEP if quick else _grid.T_SWEEP,
+        "cells": _grid.QUICK_CELL_GRID if quick else _grid.CELL_GRID,
     }
     t_start = time.perf_counter()
     info = _measure.machine()
@@ -174,7 +176,8 @@ def run(args) -> dict:
                 _log(f"[{time.perf_counter() - t_start:6.0f}s] " + _summary_line(cell))
     info["load_avg_end"] = list(os.getloadavg())
     command = "python -m benchmarks" + (" --quick" if quick else "")
-    if args.only or args.sections != "grid,sweep" or args.works != "train,forward" or args.budget or args.everything:
+    default_sections = args.sections == ",".join(SECTIONS)
+    if args.only or not default_sections or args.works != "train,forward" or args.budget or args.everything:
         command += " " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""
     return {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),

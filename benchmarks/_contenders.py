@@ -65,13 +65,13 @@ def _jax():
 
 
 def _jaxrnn_apply(shape: Shape, impl: str | None):
-    """(init, apply) for jaxrnn.RNN, with its default ``impl`` when None."""
+    """(init, apply) for jaxrnn.RNN / LSTM / GRU (``shape.cell``), with its default ``impl`` when None."""
     import jax
 
     import jaxrnn
 
     kw: dict[str, Any] = {} if impl is None else {"impl": impl}
-    layer = jaxrnn.RNN(
+    layer = {"rnn": jaxrnn.RNN, "lstm": jaxrnn.LSTM, "gru": jaxrnn.GRU}[shape.cell](
         shape.inputs, shape.hidden, shape.layers, batch_first=True, bidirectional=shape.bidirectional, **kw
     )
 
@@ -85,10 +85,13 @@ def _jaxrnn_apply(shape: Shape, impl: str | None):
 
 
 def _flax_apply(shape: Shape):
-    """The plain Flax baseline: a stack of flax.linen.RNN(SimpleCell), nn.Bidirectional for two directions."""
+    """The plain Flax baseline: a stack of flax.linen.RNN(SimpleCell / LSTMCell / GRUCell), nn.Bidirectional
+    for two directions. h_n stacks every final carry array (h, and c for the LSTM)."""
     import flax.linen as nn
     import jax
     import jax.numpy as jnp
+
+    cell = {"rnn": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}[shape.cell]
 
     class FlaxStack(nn.Module):
         @nn.compact
@@ -97,15 +100,14 @@ def _flax_apply(shape: Shape):
             for _ in range(shape.layers):
                 if shape.bidirectional:
                     rnn = nn.Bidirectional(
-                        nn.RNN(nn.SimpleCell(shape.hidden), return_carry=True),
-                        nn.RNN(nn.SimpleCell(shape.hidden), return_carry=True),
+                        nn.RNN(cell(shape.hidden), return_carry=True),
+                        nn.RNN(cell(shape.hidden), return_carry=True),
                         return_carry=True,
                     )
-                    (h_f, h_b), x = rnn(x)
-                    finals += [h_f, h_b]
+                    carries, x = rnn(x)
                 else:
-                    h, x = nn.RNN(nn.SimpleCell(shape.hidden), return_carry=True)(x)
-                    finals.append(h)
+                    carries, x = nn.RNN(cell(shape.hidden), return_carry=True)(x)
+                finals += jax.tree.leaves(carries)
             return x, jnp.stack(finals)
 
     model = FlaxStack()
@@ -129,9 +131,9 @@ def _jax_work(init, apply, work: str, x_np: np.ndarray):
 
     opt = optax.adam(1e-3)
 
-    def loss(params, x):
+    def loss(params, x):  # h_n: every final-state array (the LSTM's h and c)
         out, h_n = apply(params, x)
-        return jnp.mean(out**2) + jnp.mean(h_n**2)
+        return jnp.mean(out**2) + sum(jnp.mean(a**2) for a in jax.tree.leaves(h_n))
 
     def step(params, opt_state, x):
         value, grads = jax.value_and_grad(loss)(params, x)
@@ -207,7 +209,7 @@ def _torch_model(shape: Shape):
     import torch
 
     torch.manual_seed(0)
-    return torch.nn.RNN(
+    return {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[shape.cell](
         shape.inputs, shape.hidden, shape.layers, batch_first=True, bidirectional=shape.bidirectional
     ).to(torch_device())
 
@@ -241,7 +243,7 @@ def _torch_runner(
         def run():
             opt.zero_grad(set_to_none=True)
             out, h_n = net(x)
-            loss = (out**2).mean() + (h_n**2).mean()
+            loss = (out**2).mean() + sum((a**2).mean() for a in (h_n if isinstance(h_n, tuple) else (h_n,)))
             loss.backward()
             opt.step()
             sync()
@@ -332,19 +334,39 @@ def _large(section: str, shape: Shape) -> str | None:
 
 def _not_in_sweep(why: str):
     def skip(section: str, shape: Shape) -> str | None:
-        return f"left out of the T sweep ({why})" if section == "sweep" else _large(section, shape)
+        if section == "sweep":
+            return f"left out of the T sweep ({why})"
+        return _large_or_cells(section, shape)
 
     return skip
+
+
+def _large_or_cells(section: str, shape: Shape) -> str | None:
+    if section == "cells":
+        return "left out of the LSTM/GRU grid (time budget); `--everything` runs it"
+    return _large(section, shape)
+
+
+def _large_cells(section: str, shape: Shape) -> str | None:
+    """The scan reference and Flax sit out the LSTM/GRU grid's largest shape (time budget)."""
+    return _large(section, shape) if section == "cells" else None
 
 
 def contenders() -> list[Contender]:
     """All contenders, the headline first. ``jaxrnn jit`` is the layer as a user calls it."""
     return [
         Contender(
-            "jaxrnn jit", "jax", _build_jaxrnn(None, jit=True), "jaxrnn.RNN (default impl='fused') under jax.jit"
+            "jaxrnn jit",
+            "jax",
+            _build_jaxrnn(None, jit=True),
+            "jaxrnn.RNN / LSTM / GRU (default impl='fused') under jax.jit",
         ),
         Contender(
-            "jaxrnn scan jit", "jax", _build_jaxrnn("scan", jit=True), "jaxrnn.RNN(impl='scan'), the nn.scan reference"
+            "jaxrnn scan jit",
+            "jax",
+            _build_jaxrnn("scan", jit=True),
+            "jaxrnn.RNN(impl='scan'), the nn.scan reference",
+            _large_cells,
         ),
         Contender(
             "jaxrnn no-jit",
@@ -358,10 +380,16 @@ def contenders() -> list[Contender]:
             "jax",
             _build_jaxrnn(None, jit=False, disable_jit=True),
             "jaxrnn.RNN under jax.disable_jit(): the time loop as a Python loop",
-            _large,
+            _large_or_cells,
         ),
-        Contender("flax jit", "jax", _build_flax, "stack of flax.linen.RNN(SimpleCell) (+ nn.Bidirectional) under jit"),
-        Contender("torch eager", "torch", _build_torch(compiled=False), "torch.nn.RNN"),
+        Contender(
+            "flax jit",
+            "jax",
+            _build_flax,
+            "stack of flax.linen.RNN(SimpleCell / LSTMCell / GRUCell) (+ nn.Bidirectional) under jit",
+            _large_cells,
+        ),
+        Contender("torch eager", "torch", _build_torch(compiled=False), "torch.nn.RNN / LSTM / GRU"),
         Contender(
             "torch eager 1 thread",
             "torch",

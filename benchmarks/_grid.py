@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 WORKS = ("train", "forward")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 @dataclasses.dataclass(frozen=True)
 class Shape:
-    """One problem: x is (batch, steps, inputs), batch first; ``layers`` stacked, ``bidirectional`` or not."""
+    """One problem: x is (batch, steps, inputs), batch first; ``layers`` stacked, ``bidirectional`` or
+    not; ``cell`` 'rnn' (Elman, tanh), 'lstm' or 'gru'."""
 
     batch: int
     steps: int
@@ -17,6 +19,11 @@ class Shape:
     hidden: int
     layers: int = 1
     bidirectional: bool = False
+    cell: str = "rnn"
+
+    @property
+    def gates(self) -> int:
+        return GATES[self.cell]
 
     @property
     def directions(self) -> int:
@@ -25,10 +32,12 @@ class Shape:
     @property
     def name(self) -> str:
         name = f"N{self.batch} T{self.steps} I{self.inputs} H{self.hidden} L{self.layers}"
-        return name + (" bi" if self.bidirectional else "")
+        name += " bi" if self.bidirectional else ""
+        return name if self.cell == "rnn" else f"{self.cell.upper()} {name}"
 
     def flops(self, work: str) -> float:
-        """Matmul FLOPs: 2*N*H*(I_l + H) per step per layer-direction (I_l = D*H above layer 0).
+        """Matmul FLOPs: 2*N*G*H*(I_l + H) per step per layer-direction (I_l = D*H above layer 0; G gates:
+        1 for the RNN, 4 for the LSTM, 3 for the GRU).
 
         Forward counts that (elementwise work is negligible); a training step counts 3x: the
         backward pass does twice the forward's matmul work (gradients of inputs and weights).
@@ -36,7 +45,8 @@ class Shape:
         total = 0.0
         for layer in range(self.layers):
             layer_inputs = self.inputs if layer == 0 else self.directions * self.hidden
-            total += 2.0 * self.batch * self.hidden * (layer_inputs + self.hidden) * self.steps * self.directions
+            per_step = 2.0 * self.batch * self.gates * self.hidden * (layer_inputs + self.hidden)
+            total += per_step * self.steps * self.directions
         return total * (3 if work == "train" else 1)
 
     def as_dict(self) -> dict:
@@ -52,12 +62,15 @@ GRID = (
     Shape(16, 1000, 32, 128, 1),
     Shape(64, 200, 256, 512, 2, True),
 )
+# LSTM and GRU on the same shapes, against torch.nn.LSTM / torch.nn.GRU.
+CELL_GRID = tuple(dataclasses.replace(s, cell=c) for c in ("lstm", "gru") for s in GRID)
 # How cost grows with sequence length at a fixed size.
 T_SWEEP = tuple(Shape(32, steps, 64, 128, 1) for steps in (10, 100, 1000))
 
 # --quick: checks that everything runs, not how fast.
 QUICK_GRID = (Shape(4, 5, 3, 8, 2, True),)
 QUICK_T_SWEEP = (Shape(4, 6, 3, 8, 1),)
+QUICK_CELL_GRID = tuple(dataclasses.replace(s, cell=c) for c in ("lstm", "gru") for s in QUICK_GRID)
 
 
 def largest(shapes) -> Shape:

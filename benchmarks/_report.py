@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -54,16 +55,7 @@ def targets(results: dict) -> list[tuple[str, bool | None, str]]:
         )
         med = float(np.median(list(speedups.values())))
         out.append(("train: median speedup over the grid >= 2x", med >= 2, f"median {med:.2f}x"))
-    forward = _headline_speedups(results, "forward")
-    if forward:
-        slower = {k: v for k, v in forward.items() if v < 1}
-        out.append(
-            (
-                "forward: jaxrnn jit never slower than torch eager",
-                not slower,
-                "slower at: " + ", ".join(f"{k} ({v:.2f}x)" for k, v in slower.items()) if slower else "never slower",
-            )
-        )
+    out += _never_slower(_headline_speedups(results, "forward"), "forward: jaxrnn jit never slower than torch eager")
     big = [c for c in _cells(results, "grid", "train") if c["shape"]["name"] == results.get("largest")]
     entry = _entry(big[0], HEADLINE) if big else None
     if entry is not None and entry.get("gemm_fraction") is not None:
@@ -75,13 +67,24 @@ def targets(results: dict) -> list[tuple[str, bool | None, str]]:
                 f"{100 * frac:.0f}% ({entry['gflops']:.1f} of {big[0]['gemm_gflops']:.1f} GFLOP/s)",
             )
         )
+    for work in ("train", "forward"):
+        what = f"LSTM/GRU {work}: jaxrnn jit never slower than torch.nn.LSTM / torch.nn.GRU eager"
+        out += _never_slower(_headline_speedups(results, work, section="cells"), what)
     return out
 
 
-def _headline_speedups(results: dict, work: str, over: str = BASELINE) -> dict[str, float]:
-    """Shape name -> the headline's speedup over ``over``, for the grid cells that have both."""
+def _never_slower(speedups: dict[str, float], what: str) -> list[tuple[str, bool | None, str]]:
+    if not speedups:
+        return []
+    slower = {k: v for k, v in speedups.items() if v < 1}
+    detail = "slower at: " + ", ".join(f"{k} ({v:.2f}x)" for k, v in slower.items()) if slower else "never slower"
+    return [(what, not slower, detail)]
+
+
+def _headline_speedups(results: dict, work: str, over: str = BASELINE, section: str = "grid") -> dict[str, float]:
+    """Shape name -> the headline's speedup over ``over``, for the section's cells that have both."""
     out = {}
-    for c in _cells(results, "grid", work):
+    for c in _cells(results, section, work):
         mine, theirs = _median(c, HEADLINE), _median(c, over)
         if mine is not None and theirs is not None:
             out[c["shape"]["name"]] = theirs / mine
@@ -91,12 +94,13 @@ def _headline_speedups(results: dict, work: str, over: str = BASELINE) -> dict[s
 def reference_lines(results: dict) -> list[str]:
     """The same comparisons against torch with one thread, which contention does not stall."""
     lines = []
-    for work in ("train", "forward"):
-        sp = _headline_speedups(results, work, REFERENCE)
+    for section, work in itertools.product(("grid", "cells"), ("train", "forward")):
+        sp = _headline_speedups(results, work, REFERENCE, section)
         if sp:
             worst = min(sp, key=sp.get)  # type: ignore[arg-type]
             lines.append(
-                f"- {work}, vs {REFERENCE}: median {np.median(list(sp.values())):.2f}x, "
+                f"- {'LSTM/GRU ' if section == 'cells' else ''}{work}, vs {REFERENCE}: "
+                f"median {np.median(list(sp.values())):.2f}x, "
                 f"lowest {sp[worst]:.2f}x ({worst}); " + ", ".join(f"{k}: {v:.2f}x" for k, v in sp.items())
             )
     return lines
@@ -134,7 +138,7 @@ def markdown(results: dict) -> str:
         "float32, batch first. Train = forward, loss, backward and one Adam step.",
         "",
     ]
-    for section, title in (("grid", "Grid"), ("sweep", "Sequence length sweep")):
+    for section, title in (("grid", "Grid"), ("sweep", "Sequence length sweep"), ("cells", "LSTM and GRU")):
         for work in ("train", "forward"):
             cells = _cells(results, section, work)
             if not cells:
@@ -160,8 +164,8 @@ def markdown(results: dict) -> str:
     lines += [f"### {HEADLINE}: throughput, compile time, memory", ""]
     lines.append("| work | shape | ms | vs torch | GFLOP/s | of GEMM | compile s | peak MiB |")
     lines.append("|---|---|---|---|---|---|---|---|")
-    for work in ("train", "forward"):
-        for c in _cells(results, "grid", work):
+    for section, work in itertools.product(("grid", "cells"), ("train", "forward")):
+        for c in _cells(results, section, work):
             e = _entry(c, HEADLINE)
             if not e or e.get("median_s") is None:
                 continue
@@ -194,7 +198,8 @@ def markdown(results: dict) -> str:
         lines += [f"- {name}: {why}" for name, why in sorted(notes)]
         lines.append("")
     lines += [
-        "FLOPs: 2·N·H·(I_l + H) per step per layer-direction (I_l = D·H above layer 0) forward, 3x that for a "
+        "FLOPs: 2·N·G·H·(I_l + H) per step per layer-direction (I_l = D·H above layer 0; G = 1 for the RNN, 4 "
+        "for the LSTM, 3 for the GRU) forward, 3x that for a "
         "training step; GFLOP/s = FLOPs / median time; 'of GEMM' divides by the JAX GEMM rate measured "
         "alternating with the contenders in the same cell. Peak memory: JAX jit from XLA's memory_analysis "
         "(arguments + outputs + temporaries), torch from "
@@ -254,7 +259,17 @@ def plots(results: dict, out: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
-    grid = {w: _cells(results, "grid", w) for w in ("train", "forward")}
+    for section, filename in (("grid", "speedup.png"), ("cells", "speedup_cells.png")):
+        path = _speedup_plot(results, section, out / filename, names, color)
+        if path is not None:
+            written.append(path)
+    return written
+
+
+def _speedup_plot(results: dict, section: str, path: Path, names: list[str], color: dict) -> Path | None:
+    import matplotlib.pyplot as plt
+
+    grid = {w: _cells(results, section, w) for w in ("train", "forward")}
     if any(grid.values()):
         fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
         others = [n for n in names if n != BASELINE]
@@ -273,11 +288,10 @@ def plots(results: dict, out: Path) -> list[Path]:
             ax.set(yscale="log", ylabel="speedup over torch eager", title=work)
             ax.grid(True, axis="y", which="both", alpha=0.3)
         axes[0].legend(fontsize=7)
-        path = out / "speedup.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
-        written.append(path)
-    return written
+        return path
+    return None
 
 
 def write(results: dict, out: Path) -> list[Path]:
@@ -295,11 +309,13 @@ def update_readme(readme: Path, results_dir: Path) -> None:
     section = (
         f"{README_START}\n## Benchmarks\n\n"
         "`make bench` (`python -m benchmarks`) measures jaxrnn under jit, without jit and under "
-        "`jax.disable_jit()`, a plain Flax RNN stack, `torch.nn.RNN` and `torch.compile` of it, and writes "
+        "`jax.disable_jit()`, a plain Flax RNN stack, `torch.nn.RNN` and `torch.compile` of it, and jaxrnn's "
+        "LSTM and GRU against `torch.nn.LSTM` / `torch.nn.GRU`, and writes "
         f"`{rel}/` (JSON, markdown, plots); `python -m benchmarks --update-readme` copies the latest table here. "
         "Notes on what was tried and what it gave: `benchmarks/NOTES.md`.\n\n"
         f"{table}\n"
         f"![time vs sequence length]({rel}/time_vs_T.png)\n![speedup per shape]({rel}/speedup.png)\n"
+        f"![LSTM and GRU speedup per shape]({rel}/speedup_cells.png)\n"
         f"{README_END}"
     )
     text = readme.read_text() if readme.exists() else ""
