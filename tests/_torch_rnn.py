@@ -1,10 +1,21 @@
-"""Run torch.nn.RNN the way a PyTorch user would, returning numpy results and gradients."""
+"""Run torch.nn.RNN the way a PyTorch user would, returning numpy results and gradients; and
+the sweep of jaxrnn.RNN against it (configurations, paths and the comparison)."""
 
 from __future__ import annotations
 
+import functools
+import itertools
+import zlib
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import torch
+from _compare import assert_close, assert_trees_close
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import jaxrnn
+from jaxrnn import _fused
 
 
 def torch_rnn(rnn: torch.nn.RNNBase, x, h0=None, lengths=None, out_weight=None, hn_weight=None):
@@ -52,3 +63,105 @@ def torch_rnn(rnn: torch.nn.RNNBase, x, h0=None, lengths=None, out_weight=None, 
 
 def state_dict_numpy(module: torch.nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+
+
+# --------------------------------------------------------------------------------------------
+# jaxrnn.RNN against torch.nn.RNN: the configurations and the comparison that
+# test_rnn_matches_torch.py (both impls) and test_fused_matches_torch.py (the fused
+# recurrence's other settings) run
+
+T, N, I, H = 7, 4, 3, 5  # time, batch, input and hidden sizes
+LENGTHS = np.array([3, T, 1, 5])  # unsorted, with the extremes 1 and T
+
+# (num_layers, bidirectional, nonlinearity, bias, batch_first, h0 given, seq_lengths given)
+BATCHED = list(itertools.product([1, 2, 3], [False, True], ["tanh", "relu"], [True, False], [False, True],
+                                 [False, True], [False, True]))
+# (num_layers, bidirectional, nonlinearity, bias, h0 given): x (T, I)
+UNBATCHED = list(itertools.product([1, 2, 3], [False, True], ["tanh", "relu"], [True, False], [False, True]))
+
+# How the recurrence runs: (impl, fuse_directions, unroll). With fuse_directions the test calls
+# jaxrnn._fused.elman_stack (the layer runs a loop per direction); otherwise jaxrnn.RNN(impl=...).
+FUSED, SCAN = ("fused", False, 1), ("scan", False, 1)
+
+
+def config_id(config) -> str:
+    layers, bidi, act, bias, *rest = config
+    names = [f"L{layers}", "bi" if bidi else "uni", act, "bias" if bias else "nobias"]
+    if len(rest) == 3:
+        names += ["bf" if rest[0] else "tm", "h0" if rest[1] else "noh0", "len" if rest[2] else "full"]
+    else:
+        names += ["h0" if rest[0] else "noh0"]
+    return "-".join(names)
+
+
+def path_id(path) -> str:
+    impl, fuse, unroll = path
+    if (fuse, unroll) == (False, 1):
+        return impl
+    return f"{impl}-{'one-loop' if fuse else 'loop-per-direction'}-u{unroll}"
+
+
+@functools.cache
+def _jax_fn(config: tuple, batched: bool, path: tuple, with_h0: bool, with_lengths: bool):
+    """One compiled function per configuration and path: outputs and the gradients of a weighted sum."""
+    layers, bidi, act, bias = config[:4]
+    batch_first = config[4] if batched else False
+    impl, fuse, unroll = path
+
+    def forward(params, x, h0, lengths):
+        if fuse:
+            return _fused.elman_stack(params, x, h0, lengths, num_layers=layers, bidirectional=bidi,
+                                      nonlinearity=act, bias=bias, batch_first=batch_first, unroll=unroll,
+                                      fuse_directions=True)
+        layer = jaxrnn.RNN(I, H, layers, nonlinearity=act, bias=bias, batch_first=batch_first, bidirectional=bidi,
+                           unroll=unroll, impl=impl)
+        return layer.apply({"params": params}, x, h0, seq_lengths=lengths)
+
+    def loss(params, x, h0, lengths, out_w, hn_w):
+        out, h_n = forward(params, x, h0 if with_h0 else None, lengths if with_lengths else None)
+        return jnp.sum(out * out_w) + jnp.sum(h_n * hn_w), (out, h_n)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
+
+
+def compare_rnn_with_torch(config: tuple, batched: bool, dtype: str, path: tuple = FUSED) -> None:
+    """torch.nn.RNN with ``config`` against jaxrnn's recurrence on ``path``, loaded with the same
+    weights: output, h_n and the gradients of x, h0 and every parameter, within ``TOL[dtype]``.
+    The data are seeded by the configuration alone, so every path sees the same numbers."""
+    if batched:
+        layers, bidi, act, bias, batch_first, with_h0, with_lengths = config
+    else:
+        layers, bidi, act, bias, with_h0 = config
+        batch_first, with_lengths = False, False
+    seed = zlib.crc32(repr(config).encode())
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    rnn_t = torch.nn.RNN(I, H, layers, nonlinearity=act, bias=bias, batch_first=batch_first, bidirectional=bidi)
+    rnn_t = rnn_t.to(getattr(torch, dtype))
+    directions = 2 if bidi else 1
+    if batched:
+        x = rng.standard_normal((N, T, I) if batch_first else (T, N, I)).astype(dtype)
+        h0 = rng.standard_normal((layers * directions, N, H)).astype(dtype)
+    else:
+        x = rng.standard_normal((T, I)).astype(dtype)
+        h0 = rng.standard_normal((layers * directions, H)).astype(dtype)
+    lengths = LENGTHS if with_lengths else None
+    out_w = rng.standard_normal(x.shape[:-1] + (directions * H,)).astype(dtype)
+    hn_w = rng.standard_normal(h0.shape).astype(dtype)
+    expected = torch_rnn(rnn_t, x, h0 if with_h0 else None, lengths, out_w, hn_w)
+
+    layer = jaxrnn.RNN(I, H, layers, nonlinearity=act, bias=bias, batch_first=batch_first, bidirectional=bidi)
+    params = jaxrnn.from_torch(rnn_t.state_dict(), layer)["params"]
+    fn = _jax_fn(config[:5] if batched else config[:4], batched, path, with_h0, with_lengths)
+    (_, (out, h_n)), (g_params, g_x, g_h0) = fn(
+        params, x, h0, None if lengths is None else jnp.asarray(lengths), out_w, hn_w
+    )
+    assert out.dtype == np.dtype(dtype)
+    assert_close(out, expected["output"], dtype, "output")
+    assert_close(h_n, expected["h_n"], dtype, "h_n")
+    assert_close(g_x, expected["grad_x"], dtype, "grad x")
+    if with_h0:
+        assert_close(g_h0, expected["grad_h0"], dtype, "grad h0")
+    else:
+        assert not np.any(np.asarray(g_h0)), "h0 that is not passed must get no gradient"
+    assert_trees_close(jaxrnn.to_torch(g_params), expected["grad_params"], dtype, "grad params")
