@@ -80,12 +80,13 @@ class _Cell(nn.Module):
             self.bias_ih = self.param("bias_ih", init, (rows,), self.param_dtype)
             self.bias_hh = self.param("bias_hh", init, (rows,), self.param_dtype)
 
-    def project(self, x: Array) -> Array:
+    def project(self, x: Array, with_bias: bool = True) -> Array:
         """The input half of the update for any leading shape: ``W_ih x + b_ih`` (+ ``b_hh`` where it
-        can be folded in). A layer calls this once on the whole (time, batch, I) sequence."""
+        can be folded in; no biases when not ``with_bias``). A layer calls this once on the whole
+        (time, batch, I) sequence."""
         x, w = nn.dtypes.promote_dtype(x, self.weight_ih, dtype=self.dtype)
         xp = jnp.matmul(x, w.T, precision=self.precision)
-        if self.bias:
+        if self.bias and with_bias:
             xp = _add_bias(xp, self.bias_ih + self.bias_hh if self.fold_hh_bias else self.bias_ih)
         return xp
 

@@ -1,17 +1,20 @@
 r"""LSTM and GRU recurrences with a hand-written backward pass: ``_fused``'s plan for any gated cell.
 
-The layer computes the input half of every step first, one GEMM for the whole sequence
-(``xp(t) = W_ih x(t) + b_ih``, plus ``b_hh`` where the cell can fold it in). What is left is
-the sequential part, for a cell given by its elementwise ``update``:
+The layer computes the input half of every step first, one GEMM for the whole sequence,
+``xp(t) = W_ih x(t)``. What is left is the sequential part, for a cell given by its elementwise
+``update``:
 
 .. math::
-    hh(t) = W_{hh} h(t-1) \; (+ b_{hh}), \qquad
-    \text{carry}(t) = \text{update}(xp(t), hh(t), \text{carry}(t-1))
+    hh(t) = W_{hh} h(t-1) + b_{hh}, \qquad
+    \text{carry}(t) = \text{update}(xp(t) + b_{ih}, hh(t), \text{carry}(t-1))
 
-with ``h`` the carry's first array (``LSTMState(h, c)`` for the LSTM, h alone for the GRU):
+(for the LSTM, whose update reads only the sum of its first two arguments, ``b_ih + b_hh`` is
+added to xp(t) as one bias, the order of additions of the cell's own projection).
+The biases join the step's elementwise work instead of a pass over the whole xp.
+``h`` is the carry's first array (``LSTMState(h, c)`` for the LSTM, h alone for the GRU).
 
 - forward: a loop of one matmul and the cell's elementwise update; it keeps every step's
-  carry and hh for the backward pass;
+  carry and hh (the LSTM: xp + hh) for the backward pass;
 - backward (a ``jax.custom_vjp``): a loop carrying only the carry's cotangent, one matmul per
   step: the derivative of ``update`` at step t (``jax.vjp`` of the elementwise function, from
   the saved xp(t), hh(t) and carry(t-1)) gives d xp(t), d hh(t) and the direct part of
@@ -45,15 +48,16 @@ Array = jax.Array
 Update = Callable[[Array, Array, Any], Any]
 
 
-def _hh(h: Array, w_t: Array, b: Array | None, precision: Any) -> Array:
-    hh = jnp.matmul(h, w_t, precision=precision)
-    return hh if b is None else hh + b
+def _add(a: Array, b: Array | None) -> Array:
+    return a if b is None else a + b
 
 
-def _forward(update, additive, xp, w_hh, b, carry0, mask, reverse, precision, unroll, axis, save):
+def _forward(update, additive, xp, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis, save):
     """The forward loop. Returns (sequences of every carry array, the saved pre-activations or None,
     final carry).
 
+    Step t computes ``update(xp(t) + bx, h(t-1) W_hh^T + bh, carry(t-1))``: the biases are added
+    here, where they join the step's fused elementwise work, not in a pass over the whole xp.
     Without ``save`` only h's sequence is kept (the output); the others are None. With it, the
     loop also keeps hh(t), or for an ``additive`` cell (one that reads xp and hh only as their
     sum, the LSTM) that sum, so its backward pass has one array less to read and write.
@@ -68,13 +72,14 @@ def _forward(update, additive, xp, w_hh, b, carry0, mask, reverse, precision, un
         return jnp.zeros(shape, a.dtype)
 
     seqs0 = [seq_like(a, a.shape[-1]) if (k == 0 or save) else None for k, a in enumerate(leaves)]
-    hhs0 = seq_like(xp, w_hh.shape[0]) if save else None
+    pres0 = seq_like(xp, w_hh.shape[0]) if save else None
 
     def body(i, state):
-        carry, seqs, hhs = state
+        carry, seqs, pres = state
         t = steps - 1 - i if reverse else i
-        hh = _hh(carry[0], w_t, b, precision)
-        new = jax.tree.leaves(update(_at(xp, t, axis), hh, treedef.unflatten(carry)))
+        x_t = _add(_at(xp, t, axis), bx)
+        hh = _add(jnp.matmul(carry[0], w_t, precision=precision), bh)
+        new = jax.tree.leaves(update(x_t, hh, treedef.unflatten(carry)))
         if mask is not None:
             valid = _at(mask, t, axis)
             new_carry = [jnp.where(valid, n, o) for n, o in zip(new, carry)]
@@ -82,29 +87,29 @@ def _forward(update, additive, xp, w_hh, b, carry0, mask, reverse, precision, un
         else:
             new_carry = new
         seqs = [s if s is None else _put(s, n, t, axis) for s, n in zip(seqs, new)]
-        if hhs is not None:
-            hhs = _put(hhs, _at(xp, t, axis) + hh if additive else hh, t, axis)
-        return new_carry, seqs, hhs
+        if pres is not None:
+            pres = _put(pres, x_t + hh if additive else hh, t, axis)
+        return new_carry, seqs, pres
 
-    carry_n, seqs, hhs = jax.lax.fori_loop(0, steps, body, (leaves, seqs0, hhs0), unroll=unroll)
-    return seqs, hhs, treedef.unflatten(carry_n)
+    carry_n, seqs, pres = jax.lax.fori_loop(0, steps, body, (leaves, seqs0, pres0), unroll=unroll)
+    return seqs, pres, treedef.unflatten(carry_n)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8, 9, 10))
-def _recurrence(xp, w_hh, b, carry0, mask, update, additive, reverse, precision, unroll, axis):
-    args = (xp, w_hh, b, carry0, mask, reverse, precision, unroll, axis)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9, 10, 11))
+def _recurrence(xp, w_hh, bx, bh, carry0, mask, update, additive, reverse, precision, unroll, axis):
+    args = (xp, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis)
     seqs, _, carry_n = _forward(update, additive, *args, save=False)
     return seqs[0], carry_n
 
 
-def _recurrence_fwd(xp, w_hh, b, carry0, mask, update, additive, reverse, precision, unroll, axis):
-    args = (xp, w_hh, b, carry0, mask, reverse, precision, unroll, axis)
+def _recurrence_fwd(xp, w_hh, bx, bh, carry0, mask, update, additive, reverse, precision, unroll, axis):
+    args = (xp, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis)
     seqs, pres, carry_n = _forward(update, additive, *args, save=True)
-    return (seqs[0], carry_n), (None if additive else xp, w_hh, b, carry0, mask, seqs, pres)
+    return (seqs[0], carry_n), (None if additive else xp, w_hh, bx, bh, carry0, mask, seqs, pres)
 
 
 def _recurrence_bwd(update, additive, reverse, precision, unroll, axis, residuals, cotangents):
-    xp, w_hh, b, carry0, mask, seqs, pres = residuals
+    xp, w_hh, bx, bh, carry0, mask, seqs, pres = residuals
     dys, dcarry_n = cotangents
     leaves0, treedef = jax.tree.flatten(carry0)
     # carry(t-1) for every step, each array: the state each step started from
@@ -121,7 +126,7 @@ def _recurrence_bwd(update, additive, reverse, precision, unroll, axis, residual
             dhh_t, dprev = vjp(d_out)
             dxp_t = None
         else:
-            _, vjp = jax.vjp(update, _at(xp, t, axis), _at(pres, t, axis), prev)
+            _, vjp = jax.vjp(update, _add(_at(xp, t, axis), bx), _at(pres, t, axis), prev)
             dxp_t, dhh_t, dprev = vjp(d_out)
         dprev = jax.tree.leaves(dprev)
         dprev[0] = dprev[0] + jnp.matmul(dhh_t, w_hh, precision=precision)
@@ -138,8 +143,9 @@ def _recurrence_bwd(update, additive, reverse, precision, unroll, axis, residual
         dxp = dhh
     flat_dhh = dhh.reshape(-1, dhh.shape[-1])
     dw = jnp.matmul(flat_dhh.T, prevs[0].reshape(-1, prevs[0].shape[-1]), precision=precision)
-    db = None if b is None else jnp.sum(flat_dhh, axis=0).reshape(b.shape)
-    return dxp, dw, db, treedef.unflatten(dcarry0), None
+    dbx = None if bx is None else jnp.sum(dxp.reshape(flat_dhh.shape), axis=0).reshape(bx.shape)
+    dbh = None if bh is None else jnp.sum(flat_dhh, axis=0).reshape(bh.shape)
+    return dxp, dw, dbx, dbh, treedef.unflatten(dcarry0), None
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -152,6 +158,7 @@ def gated(
     carry0: Any,
     seq_lengths: Array | None = None,
     *,
+    bias_ih: Array | None = None,
     bias_hh: Array | None = None,
     additive: bool = False,
     reverse: bool = False,
@@ -165,15 +172,17 @@ def gated(
       update: the cell's elementwise step, ``LSTMCell.update`` or ``GRUCell.update``:
         ``(xp_t, hh_t, carry) -> carry``, the carry a NamedTuple of arrays with h first, or one array.
       xp: (time, batch, G·H), or (batch, time, G·H) with ``batch_first``: the input half of every
-        step, ``W_ih x(t) + b_ih`` (+ ``b_hh`` where the cell folds it in).
+        step, ``W_ih x(t)``, without the biases.
       w_hh: (G·H, H) in torch's layout (the step computes ``h @ w_hh.T``).
       carry0: the carry before the walk's first step, each array (batch, ·).
       seq_lengths: optional int array (batch,) with values in [1, time]: ``pack_padded_sequence``
         semantics, as ``_fused.elman``.
+      bias_ih: optional (G·H,), added to xp(t) inside the step.
       bias_hh: optional (G·H,), added to ``W_hh h`` inside the step (GRU: ``b_hn`` sits inside
         ``r * (W_hn h + b_hn)``).
-      additive: ``update`` reads xp and hh only through ``xp + hh`` (the LSTM; not with
-        ``bias_hh``): the loops then keep that sum, one array, instead of hh, and d xp = d hh.
+      additive: ``update`` reads xp and hh only through ``xp + hh`` (the LSTM): the step adds
+        ``b_ih + b_hh`` to xp(t), as torch's fused gates do, and the loops keep that sum, one
+        array, instead of hh; then d xp = d hh.
       reverse: walk t = T-1 .. 0.
       precision: passed to every matmul.
       unroll: steps per iteration of the compiled loops, forward and backward.
@@ -194,9 +203,9 @@ def gated(
     axis = 1 if batch_first else 0
     mask = _valid_mask(seq_lengths, xp.shape[axis], axis)
     dtype = xp.dtype
-    w_hh = w_hh.astype(dtype)
-    b = None if bias_hh is None else bias_hh.astype(dtype).reshape(1, -1)
+    bx, bh = (None if b is None else b.astype(dtype).reshape(1, -1) for b in (bias_ih, bias_hh))
+    if additive and bh is not None:  # one bias for the sum xp + hh, in the projection's order
+        bx, bh = bh if bx is None else bx + bh, None
     carry0 = jax.tree.map(lambda a: a.astype(dtype), carry0)
-    if additive and b is not None:
-        raise ValueError("gated: an `additive` cell has b_hh folded into xp; got `bias_hh` as well")
-    return _recurrence(xp, w_hh, b, carry0, mask, update, additive, bool(reverse), precision, unroll, axis)
+    args = (xp, w_hh.astype(dtype), bx, bh, carry0, mask, update, additive, bool(reverse), precision, unroll, axis)
+    return _recurrence(*args)

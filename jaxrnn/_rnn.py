@@ -170,16 +170,15 @@ class _Recurrent(nn.Module):
         return (outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)), finals
 
     def _fused_direction(self, cell, x, start, seq_lengths, reverse: bool, batch_first: bool):
-        """One direction of a gated layer on ``_fused_gated``: the cell's projection, then its update."""
-        xp = cell.project(x)
-        bias_hh = cell.bias_hh if (self.bias and not cell.fold_hh_bias) else None
+        """One direction of a gated layer on ``_fused_gated``: the cell's projection, then its updates."""
         return _fused_gated.gated(
             type(cell).update,
-            xp,
+            cell.project(x, with_bias=False),  # the loop adds the biases (a pass over xp saved)
             cell.weight_hh,
             start,
             seq_lengths,
-            bias_hh=bias_hh,
+            bias_ih=cell.bias_ih if self.bias else None,
+            bias_hh=cell.bias_hh if self.bias else None,
             additive=cell.fold_hh_bias,
             reverse=reverse,
             precision=self.precision,
