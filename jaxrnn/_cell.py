@@ -226,9 +226,13 @@ class LSTMCell(_Cell):
     def update(xp: Array, hh: Array, carry: LSTMState) -> LSTMState:
         """The elementwise part of a step, from ``xp = W_ih x + b_ih + b_hh`` and ``hh = W_hh h``:
         returns ``LSTMState(σ(o) tanh(c'), c')`` (h before the projection)."""
-        i, f, g, o = jnp.split(xp + hh, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * carry.c.astype(i.dtype) + jax.nn.sigmoid(i) * jnp.tanh(g)
-        return LSTMState(jax.nn.sigmoid(o) * jnp.tanh(c), c)
+        gates = xp + hh
+        # σ over all four blocks, then slices: one vectorised pass (XLA's CPU loop runs σ of each
+        # sliced block 1.5x slower); the g block's σ goes unused.
+        i, f, _, o = jnp.split(jax.nn.sigmoid(gates), 4, axis=-1)
+        g = jnp.tanh(jnp.split(gates, 4, axis=-1)[2])
+        c = f * carry.c.astype(i.dtype) + i * g
+        return LSTMState(o * jnp.tanh(c), c)
 
     def step(self, carry: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
         """The recurrent half on ``xp = W_ih x + b_ih + b_hh``; returns ``(LSTMState(h', c'), h')``."""
@@ -272,11 +276,9 @@ class GRUCell(_Cell):
     @staticmethod
     def update(xp: Array, hh: Array, h: Array) -> Array:
         """The elementwise part of a step, from ``xp = W_ih x + b_ih`` and ``hh = W_hh h + b_hh``: h'."""
-        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
-        h_r, h_z, h_n = jnp.split(hh, 3, axis=-1)
-        r = jax.nn.sigmoid(x_r + h_r)
-        z = jax.nn.sigmoid(x_z + h_z)
-        n = jnp.tanh(x_n + r * h_n)
+        hidden = xp.shape[-1] // 3
+        r, z = jnp.split(jax.nn.sigmoid(xp[..., : 2 * hidden] + hh[..., : 2 * hidden]), 2, axis=-1)
+        n = jnp.tanh(xp[..., 2 * hidden :] + r * hh[..., 2 * hidden :])
         return (1 - z) * n + z * h.astype(n.dtype)
 
     def step(self, h: Array, xp: Array) -> tuple[Array, Array]:
