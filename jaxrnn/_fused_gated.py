@@ -52,9 +52,25 @@ def _add(a: Array, b: Array | None) -> Array:
     return a if b is None else a + b
 
 
-def _forward(update, additive, xp, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis, save):
-    """The forward loop. Returns (sequences of every carry array, the saved pre-activations or None,
-    final carry).
+# Sequences of gate rows are kept as ``parts``: one (..., G·H) array, or with ``per_gate`` G arrays
+# (..., H). For the GRU's update, XLA's CPU loop reads a step's (N, 3H) row block and slices it
+# into gates slower than it reads 3 separate (N, H) blocks and concatenates them
+# (benchmarks/NOTES.md, idea 8).
+
+
+def _read(parts: tuple, t, axis: int) -> Array:
+    """Step t of per-gate sequences, as one (batch, G·H) row block."""
+    return jnp.concatenate([_at(p, t, axis) for p in parts], axis=-1)
+
+
+def _write(parts: tuple, value: Array, t, axis: int) -> tuple:
+    """Per-gate sequences with step t set to the (batch, G·H) row block ``value``."""
+    return tuple(_put(p, v, t, axis) for p, v in zip(parts, jnp.split(value, len(parts), axis=-1)))
+
+
+def _forward(update, additive, xs, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis, save):
+    """The forward loop over per-gate inputs ``xs``. Returns (sequences of every carry array, the
+    saved per-gate pre-activations or None, final carry).
 
     Step t computes ``update(xp(t) + bx, h(t-1) W_hh^T + bh, carry(t-1))``: the biases are added
     here, where they join the step's fused elementwise work, not in a pass over the whole xp.
@@ -63,21 +79,19 @@ def _forward(update, additive, xp, w_hh, bx, bh, carry0, mask, reverse, precisio
     sum, the LSTM) that sum, so its backward pass has one array less to read and write.
     """
     w_t = _transposed(w_hh)
-    steps = xp.shape[axis]
+    steps = xs[0].shape[axis]
     leaves, treedef = jax.tree.flatten(carry0)
 
-    def seq_like(a, width):
-        shape = list(xp.shape)
-        shape[-1] = width
-        return jnp.zeros(shape, a.dtype)
+    def seq_like(a):
+        return jnp.zeros(xs[0].shape[:-1] + a.shape[-1:], a.dtype)
 
-    seqs0 = [seq_like(a, a.shape[-1]) if (k == 0 or save) else None for k, a in enumerate(leaves)]
-    pres0 = seq_like(xp, w_hh.shape[0]) if save else None
+    seqs0 = [seq_like(a) if (k == 0 or save) else None for k, a in enumerate(leaves)]
+    pres0 = tuple(jnp.zeros_like(x) for x in xs) if save else None
 
     def body(i, state):
         carry, seqs, pres = state
         t = steps - 1 - i if reverse else i
-        x_t = _add(_at(xp, t, axis), bx)
+        x_t = _add(_read(xs, t, axis), bx)
         hh = _add(jnp.matmul(carry[0], w_t, precision=precision), bh)
         new = jax.tree.leaves(update(x_t, hh, treedef.unflatten(carry)))
         if mask is not None:
@@ -88,7 +102,7 @@ def _forward(update, additive, xp, w_hh, bx, bh, carry0, mask, reverse, precisio
             new_carry = new
         seqs = [s if s is None else _put(s, n, t, axis) for s, n in zip(seqs, new)]
         if pres is not None:
-            pres = _put(pres, x_t + hh if additive else hh, t, axis)
+            pres = _write(pres, x_t + hh if additive else hh, t, axis)
         return new_carry, seqs, pres
 
     carry_n, seqs, pres = jax.lax.fori_loop(0, steps, body, (leaves, seqs0, pres0), unroll=unroll)
@@ -96,37 +110,37 @@ def _forward(update, additive, xp, w_hh, bx, bh, carry0, mask, reverse, precisio
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9, 10, 11))
-def _recurrence(xp, w_hh, bx, bh, carry0, mask, update, additive, reverse, precision, unroll, axis):
-    args = (xp, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis)
+def _recurrence(xs, w_hh, bx, bh, carry0, mask, update, additive, reverse, precision, unroll, axis):
+    args = (xs, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis)
     seqs, _, carry_n = _forward(update, additive, *args, save=False)
     return seqs[0], carry_n
 
 
-def _recurrence_fwd(xp, w_hh, bx, bh, carry0, mask, update, additive, reverse, precision, unroll, axis):
-    args = (xp, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis)
+def _recurrence_fwd(xs, w_hh, bx, bh, carry0, mask, update, additive, reverse, precision, unroll, axis):
+    args = (xs, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis)
     seqs, pres, carry_n = _forward(update, additive, *args, save=True)
-    return (seqs[0], carry_n), (None if additive else xp, w_hh, bx, bh, carry0, mask, seqs, pres)
+    return (seqs[0], carry_n), (None if additive else xs, w_hh, bx, bh, carry0, mask, seqs, pres)
 
 
 def _recurrence_bwd(update, additive, reverse, precision, unroll, axis, residuals, cotangents):
-    xp, w_hh, bx, bh, carry0, mask, seqs, pres = residuals
+    xs, w_hh, bx, bh, carry0, mask, seqs, pres = residuals
     dys, dcarry_n = cotangents
     leaves0, treedef = jax.tree.flatten(carry0)
     # carry(t-1) for every step, each array: the state each step started from
     prevs = [_previous_states(s, a, mask, reverse, axis) for s, a in zip(seqs, leaves0)]
-    steps = pres.shape[axis]
+    steps = pres[0].shape[axis]
 
     def body(i, state):
-        dcarry, dxp, dhh = state
+        dcarry, dxs, dhhs = state
         t = i if reverse else steps - 1 - i  # the forward walk, backwards
         prev = treedef.unflatten([_at(p, t, axis) for p in prevs])
         d_out = treedef.unflatten([dcarry[0] + _at(dys, t, axis)] + dcarry[1:])
         if additive:  # d xp(t) = d hh(t) = d(xp + hh)(t): one array
-            _, vjp = jax.vjp(lambda a, c: update(a, jnp.zeros((), a.dtype), c), _at(pres, t, axis), prev)
+            _, vjp = jax.vjp(lambda a, c: update(a, jnp.zeros((), a.dtype), c), _read(pres, t, axis), prev)
             dhh_t, dprev = vjp(d_out)
             dxp_t = None
         else:
-            _, vjp = jax.vjp(update, _add(_at(xp, t, axis), bx), _at(pres, t, axis), prev)
+            _, vjp = jax.vjp(update, _add(_read(xs, t, axis), bx), _read(pres, t, axis), prev)
             dxp_t, dhh_t, dprev = vjp(d_out)
         dprev = jax.tree.leaves(dprev)
         dprev[0] = dprev[0] + jnp.matmul(dhh_t, w_hh, precision=precision)
@@ -135,17 +149,27 @@ def _recurrence_bwd(update, additive, reverse, precision, unroll, axis, residual
             dprev = [jnp.where(valid, n, o) for n, o in zip(dprev, dcarry)]
             dxp_t = None if additive else jnp.where(valid, dxp_t, 0)
             dhh_t = jnp.where(valid, dhh_t, 0)
-        return dprev, None if additive else _put(dxp, dxp_t, t, axis), _put(dhh, dhh_t, t, axis)
+        dxs = None if additive else _write(dxs, dxp_t, t, axis)
+        return dprev, dxs, _write(dhhs, dhh_t, t, axis)
 
-    start = (jax.tree.leaves(dcarry_n), None if additive else jnp.zeros_like(xp), jnp.zeros_like(pres))
-    dcarry0, dxp, dhh = jax.lax.fori_loop(0, steps, body, start, unroll=unroll)
+    zeros = tuple(jnp.zeros_like(p) for p in pres)
+    start = (jax.tree.leaves(dcarry_n), None if additive else zeros, zeros)
+    dcarry0, dxs, dhhs = jax.lax.fori_loop(0, steps, body, start, unroll=unroll)
     if additive:
-        dxp = dhh
-    flat_dhh = dhh.reshape(-1, dhh.shape[-1])
-    dw = jnp.matmul(flat_dhh.T, prevs[0].reshape(-1, prevs[0].shape[-1]), precision=precision)
-    dbx = None if bx is None else jnp.sum(dxp.reshape(flat_dhh.shape), axis=0).reshape(bx.shape)
-    dbh = None if bh is None else jnp.sum(flat_dhh, axis=0).reshape(bh.shape)
-    return dxp, dw, dbx, dbh, treedef.unflatten(dcarry0), None
+        dxs = dhhs
+    h_prev = prevs[0].reshape(-1, prevs[0].shape[-1])
+    flat = [d.reshape(-1, d.shape[-1]) for d in dhhs]
+    dw = jnp.concatenate([jnp.matmul(d.T, h_prev, precision=precision) for d in flat])  # G GEMMs
+    dbx = None if bx is None else jnp.concatenate([jnp.sum(d.reshape(-1, d.shape[-1]), axis=0) for d in dxs])
+    dbh = None if bh is None else jnp.concatenate([jnp.sum(d, axis=0) for d in flat])
+    return (
+        dxs,
+        dw,
+        None if dbx is None else dbx.reshape(bx.shape),
+        None if dbh is None else dbh.reshape(bh.shape),
+        treedef.unflatten(dcarry0),
+        None,
+    )
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -161,6 +185,7 @@ def gated(
     bias_ih: Array | None = None,
     bias_hh: Array | None = None,
     additive: bool = False,
+    per_gate: bool = False,
     reverse: bool = False,
     precision: Any = None,
     unroll: int = 1,
@@ -183,6 +208,9 @@ def gated(
       additive: ``update`` reads xp and hh only through ``xp + hh`` (the LSTM): the step adds
         ``b_ih + b_hh`` to xp(t), as torch's fused gates do, and the loops keep that sum, one
         array, instead of hh; then d xp = d hh.
+      per_gate: keep xp and the saved pre-activations as G per-gate arrays (benchmarks/NOTES.md,
+        idea 8): faster for the GRU, slower for the LSTM, whose update slices only after a
+        whole-row σ.
       reverse: walk t = T-1 .. 0.
       precision: passed to every matmul.
       unroll: steps per iteration of the compiled loops, forward and backward.
@@ -207,5 +235,7 @@ def gated(
     if additive and bh is not None:  # one bias for the sum xp + hh, in the projection's order
         bx, bh = bh if bx is None else bx + bh, None
     carry0 = jax.tree.map(lambda a: a.astype(dtype), carry0)
-    args = (xp, w_hh.astype(dtype), bx, bh, carry0, mask, update, additive, bool(reverse), precision, unroll, axis)
+    parts = w_hh.shape[0] // w_hh.shape[1] if per_gate else 1
+    xs = tuple(jnp.split(xp, parts, axis=-1))  # per-gate arrays (benchmarks/NOTES.md, idea 8)
+    args = (xs, w_hh.astype(dtype), bx, bh, carry0, mask, update, additive, bool(reverse), precision, unroll, axis)
     return _recurrence(*args)

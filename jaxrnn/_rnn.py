@@ -180,6 +180,7 @@ class _Recurrent(nn.Module):
             bias_ih=cell.bias_ih if self.bias else None,
             bias_hh=cell.bias_hh if self.bias else None,
             additive=cell.fold_hh_bias,
+            per_gate=cell.fused_per_gate,
             reverse=reverse,
             precision=self.precision,
             unroll=self.unroll,
