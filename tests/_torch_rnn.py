@@ -73,11 +73,12 @@ def state_dict_numpy(module: torch.nn.Module) -> dict[str, np.ndarray]:
 T, N, I, H = 7, 4, 3, 5  # time, batch, input and hidden sizes
 LENGTHS = np.array([3, T, 1, 5])  # unsorted, with the extremes 1 and T
 
-# (num_layers, bidirectional, nonlinearity, bias, batch_first, h0 given, seq_lengths given)
-BATCHED = list(itertools.product([1, 2, 3], [False, True], ["tanh", "relu"], [True, False], [False, True],
+# (num_layers, bidirectional, nonlinearity, bias, batch_first, h0 given, seq_lengths given).
+# Layers 1 and 2: a third layer is built and fed exactly as the second (input D*H, h0 rows).
+BATCHED = list(itertools.product([1, 2], [False, True], ["tanh", "relu"], [True, False], [False, True],
                                  [False, True], [False, True]))
 # (num_layers, bidirectional, nonlinearity, bias, h0 given): x (T, I)
-UNBATCHED = list(itertools.product([1, 2, 3], [False, True], ["tanh", "relu"], [True, False], [False, True]))
+UNBATCHED = list(itertools.product([1, 2], [False, True], ["tanh", "relu"], [True, False], [False, True]))
 
 # How the recurrence runs: (impl, fuse_directions, unroll). With fuse_directions the test calls
 # jaxrnn._fused.elman_stack (the layer runs a loop per direction); otherwise jaxrnn.RNN(impl=...).
