@@ -272,7 +272,8 @@ def _speedup_plot(results: dict, section: str, path: Path, names: list[str], col
     grid = {w: _cells(results, section, w) for w in ("train", "forward")}
     if any(grid.values()):
         fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
-        others = [n for n in names if n != BASELINE]
+        cells_all = [c for cells in grid.values() for c in cells]
+        others = [n for n in names if n != BASELINE and any(_speedup(c, n) is not None for c in cells_all)]
         for ax, (work, cells) in zip(axes, grid.items()):
             width = 0.8 / max(1, len(others))
             for i, n in enumerate(others):
@@ -284,7 +285,7 @@ def _speedup_plot(results: dict, section: str, path: Path, names: list[str], col
                         ys.append(s)
                 ax.bar(xs, ys, width, label=n, color=color[n])
             ax.axhline(1.0, color="k", lw=0.8)
-            ax.set_xticks(range(len(cells)), [c["shape"]["name"].replace(" ", "\n", 2) for c in cells], fontsize=7)
+            ax.set_xticks(range(len(cells)), [c["shape"]["name"].replace(" ", "\n") for c in cells], fontsize=6)
             ax.set(yscale="log", ylabel="speedup over torch eager", title=work)
             ax.grid(True, axis="y", which="both", alpha=0.3)
         axes[0].legend(fontsize=7)
