@@ -270,7 +270,8 @@ class RNN(_Recurrent):
     backward pass whose loop carries only dh (the weight gradient is one GEMM over all steps
     afterwards); with ``batch_first`` it steps along axis 1 in place, without transposing the
     sequence to time-major and back. ``impl='scan'`` is the reference: ``flax.linen.scan`` over
-    ``RNNCell`` with autodiff. Both compute the same values (the float64 parity suites hold each to torch at 1e-10).
+    ``RNNCell`` with autodiff. Both compute the same values (the float64 parity suites hold each
+    to torch at 1e-10).
     The fused path's gradient is a ``jax.custom_vjp``: reverse mode (``jax.grad``, ``jax.vjp``,
     grad of grad) works, forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) does not;
     use ``impl='scan'`` for those.
@@ -361,7 +362,9 @@ class GRU(_Recurrent):
     are extras, as for ``RNN``: ``impl='fused'`` (the default) runs ``jaxrnn._fused_gated``
     (one matmul and ``GRUCell.update`` per step, a hand-written backward loop carrying only
     dh, dW_hh one GEMM afterwards); ``impl='scan'`` is ``flax.linen.scan`` over ``GRUCell``
-    with autodiff. Both compute the same values; forward-mode autodiff needs ``impl='scan'``.
+    with autodiff. Both compute the same values. The fused gradient is a ``jax.custom_vjp``:
+    reverse mode works, grad of grad included; forward mode (``jax.jvp``, ``jax.hessian``)
+    needs ``impl='scan'``.
 """
         + _SHARED_DOC
         + """
@@ -409,6 +412,7 @@ class LSTM(_Recurrent):
     ``GRU``: ``impl='fused'`` (the default) runs ``jaxrnn._fused_gated`` with ``LSTMCell.update``
     and a backward loop carrying only (dh, dc); with ``proj_size`` > 0 the projection sits inside
     the step and the layer runs ``impl='scan'`` (``flax.linen.scan`` over ``LSTMCell``) either way.
+    Autodiff as for ``GRU``.
 
     Call: ``output, (h_n, c_n) = lstm.apply(variables, x, hx=None, seq_lengths=None, deterministic=True)``
     with ``hx = (h0, c0)``: h0 (num_layers * D, batch, P or H), c0 (num_layers * D, batch, H)
