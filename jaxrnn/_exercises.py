@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _plots
+from . import _checks, _plots
 from . import data as _data
 from ._interop import from_torch, to_torch
 from ._progress import ProgressBar
@@ -142,11 +141,10 @@ def _single_threaded_torch(exercise):
     return run
 
 
-def _check_options(epochs, seed) -> None:
-    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs <= 0):
-        raise ValueError(f"`epochs` must be a positive int or None, got {epochs!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int, got {seed!r}")
+def _check_options(epochs, seed, owner: str) -> None:
+    if epochs is not None:  # None: the exercise's own number
+        _checks.positive_int("epochs", epochs, owner)
+    _checks.non_negative_int("seed", seed, owner)
 
 
 def _torch_twin(torch, torch_module, variables, dtype=None):
@@ -241,7 +239,7 @@ def shapes(out: Path, *, framework: str = "jax", seed: int = 0, epochs=None, qui
     Figure: where h_n sits in output for the bidirectional Exercise 1 configuration.
     """
     del epochs, quick, progress
-    _check_options(None, seed)
+    _check_options(None, seed, "shapes")
     frameworks = check_framework(framework)
     start = time.perf_counter()
     result = ExerciseResult("shapes", "Exercise 1: hidden state shapes")
@@ -340,7 +338,7 @@ def sine(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None
     mean |dL/dx_{L-1}|, JAX only: how much less the first input step moves the loss than the last).
     Figures: sine_predictions.png, sine_loss.png, sine_seq_len.png.
     """
-    _check_options(epochs, seed)
+    _check_options(epochs, seed, "sine")
     frameworks = check_framework(framework)
     opts = options or TrainOptions()
     start = time.perf_counter()
@@ -459,7 +457,7 @@ def sentiment(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int |
     Metrics: ``sentiment.test_accuracy`` (held-out 20%), ``sentiment.train_accuracy``,
     ``sentiment.test_loss``. Figure: sentiment_accuracy.png (train and test accuracy per epoch).
     """
-    _check_options(epochs, seed)
+    _check_options(epochs, seed, "sentiment")
     frameworks = check_framework(framework)
     opts = options or TrainOptions()
     start = time.perf_counter()
@@ -585,7 +583,7 @@ def clipping(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | 
     mode (``clipping.adam.clipped.final_loss``, ``...max_grad_norm``, ``...weight_norm``).
     Figures: clipping_loss.png (loss per epoch), clipping_grad_norm.png (norm per step).
     """
-    _check_options(epochs, seed)
+    _check_options(epochs, seed, "clipping")
     frameworks = check_framework(framework)
     opts = options or TrainOptions()
     start = time.perf_counter()
@@ -785,7 +783,7 @@ def tagging(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | N
     ``tagging.test_loss``. Figures: tagging_predictions.png (3 test sequences),
     tagging_accuracy.png.
     """
-    _check_options(epochs, seed)
+    _check_options(epochs, seed, "tagging")
     frameworks = check_framework(framework)
     opts = options or TrainOptions()
     start = time.perf_counter()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _checks
 from ._cell import LSTMState
 from ._rnn import GRU, LSTM, RNN, _Recurrent
 
@@ -172,12 +172,6 @@ def spectral_radius(matrix) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(matrix.astype(np.float64)))))
 
 
-def _check_radius(radius, owner: str) -> float:
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Real):
-        raise TypeError(f"{owner}: `radius` must be a positive number, got {radius!r} ({type(radius).__name__})")
-    if not (float(radius) > 0 and math.isfinite(radius)):
-        raise ValueError(f"{owner}: `radius` must be a positive finite number, got {radius}")
-    return float(radius)
 
 
 def with_spectral_radius(variables: Mapping, radius: float) -> dict:
@@ -196,7 +190,7 @@ def with_spectral_radius(variables: Mapping, radius: float) -> dict:
     >>> [round(spectral_radius(scaled["params"][f"l{k}"]["weight_hh"]), 6) for k in range(2)]
     [2.0, 2.0]
     """
-    radius = _check_radius(radius, "with_spectral_radius")
+    radius = _checks.positive_number("radius", radius, "with_spectral_radius")
     if not isinstance(variables, Mapping):
         raise TypeError(f"with_spectral_radius: `variables` must be a mapping, got {type(variables).__name__}")
     found = []
@@ -296,11 +290,9 @@ def section5_gradient_flow(
     owner = "section5_gradient_flow"
     for name, value in (("seq_len", seq_len), ("batch_size", batch_size), ("input_size", input_size),
                         ("hidden_size", hidden_size)):
-        if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or value <= 0:
-            raise ValueError(f"{owner}: `{name}` must be a positive int, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)) or seed < 0:
-        raise ValueError(f"{owner}: `seed` must be a non-negative int, got {seed!r}")
-    radii = [_check_radius(r, owner) for r in radii]
+        _checks.positive_int(name, value, owner)
+    _checks.non_negative_int("seed", seed, owner)
+    radii = [_checks.positive_number("radius", r, owner) for r in radii]
     x = np.random.default_rng(seed).standard_normal((batch_size, seq_len, input_size))
     runs: dict[str, GradientFlowRun] = {}
     with jax.enable_x64(True):
@@ -329,8 +321,7 @@ def norm_ratio(norms, distance: int) -> float:
     1e-06
     """
     norms = np.asarray(norms)
-    if isinstance(distance, bool) or not isinstance(distance, (numbers.Integral, np.integer)):
-        raise TypeError(f"norm_ratio: `distance` must be an int, got {distance!r}")
+    _checks.integer("distance", distance, "norm_ratio")
     if not 0 <= distance < len(norms):
         raise ValueError(f"norm_ratio: `distance` must lie in [0, {len(norms) - 1}], got {distance}")
     return float(norms[-1 - distance] / norms[-1])
@@ -349,8 +340,7 @@ def run_gradflow(out_dir: str | Path, *, seed: int = 0, quick: bool = False, dis
     """
     start = time.perf_counter()
     seq_len = 60 if quick else 100
-    if isinstance(distance, bool) or not isinstance(distance, (numbers.Integral, np.integer)):
-        raise TypeError(f"run_gradflow: `distance` must be an int, got {distance!r}")
+    _checks.integer("distance", distance, "run_gradflow")
     if not 0 < distance < seq_len:
         raise ValueError(f"run_gradflow: `distance` must lie in [1, {seq_len - 1}], got {distance}")
     runs = section5_gradient_flow(seq_len=seq_len, seed=seed)

@@ -94,10 +94,22 @@ def test_tagging_learns(tmp_path):
     "kwargs, message",
     [
         (dict(framework="tensorflow"), r"`framework` must be one of \('jax', 'torch', 'both'\), got 'tensorflow'"),
-        (dict(epochs=0), "`epochs` must be a positive int or None, got 0"),
-        (dict(seed=-2), "`seed` must be a non-negative int, got -2"),
+        (dict(epochs=0), "tagging: `epochs` must be a positive int, got 0"),
+        (dict(seed=-2), "tagging: `seed` must be a non-negative int, got -2"),
     ],
 )
 def test_exercises_reject_bad_options(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
+        _exercises.tagging(tmp_path, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(epochs=2.5), r"tagging: `epochs` must be a positive int, got 2.5 \(float\)"),
+        (dict(seed="0"), r"tagging: `seed` must be a non-negative int, got '0' \(str\)"),
+    ],
+)
+def test_exercises_reject_options_of_the_wrong_type(tmp_path, kwargs, message):
+    with pytest.raises(TypeError, match=message):
         _exercises.tagging(tmp_path, **kwargs)
