@@ -88,14 +88,13 @@ def _previous_states(ys: Array, h0: Array, mask: Array | None, reverse: bool, ax
 
 
 def _weight_grad(da: Array, h_prev: Array, precision: Any) -> Array:
-    """sum over steps and batch of da^T h(t-1), in torch's (hidden, hidden) layout.
+    """sum over steps and batch of da^T h(t-1), in torch's (rows, hidden) layout.
 
-    One (H, T*N) x (T*N, H) GEMM per direction; with a direction axis, (time, D, batch, H)
-    arrays give (D, H, H).
+    One (R, T*N) x (T*N, H) GEMM per direction (R = da's width: H here, a gate block's H in
+    ``_fused_gated``); with a direction axis, (time, D, batch, ·) arrays give (D, R, H).
     """
     if da.ndim == 3:
-        hidden = da.shape[-1]
-        return jnp.matmul(da.reshape(-1, hidden).T, h_prev.reshape(-1, hidden), precision=precision)
+        return jnp.matmul(da.reshape(-1, da.shape[-1]).T, h_prev.reshape(-1, h_prev.shape[-1]), precision=precision)
     return jnp.einsum("tdnh,tdnk->dhk", da, h_prev, precision=precision)
 
 

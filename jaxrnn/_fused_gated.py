@@ -40,7 +40,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._fused import _at, _previous_states, _put, _transposed, _valid_mask
+from ._fused import _at, _previous_states, _put, _transposed, _valid_mask, _weight_grad
 
 Array = jax.Array
 
@@ -157,19 +157,12 @@ def _recurrence_bwd(update, additive, reverse, precision, unroll, axis, residual
     dcarry0, dxs, dhhs = jax.lax.fori_loop(0, steps, body, start, unroll=unroll)
     if additive:
         dxs = dhhs
-    h_prev = prevs[0].reshape(-1, prevs[0].shape[-1])
-    flat = [d.reshape(-1, d.shape[-1]) for d in dhhs]
-    dw = jnp.concatenate([jnp.matmul(d.T, h_prev, precision=precision) for d in flat])  # G GEMMs
-    dbx = None if bx is None else jnp.concatenate([jnp.sum(d.reshape(-1, d.shape[-1]), axis=0) for d in dxs])
-    dbh = None if bh is None else jnp.concatenate([jnp.sum(d, axis=0) for d in flat])
-    return (
-        dxs,
-        dw,
-        None if dbx is None else dbx.reshape(bx.shape),
-        None if dbh is None else dbh.reshape(bh.shape),
-        treedef.unflatten(dcarry0),
-        None,
-    )
+    dw = jnp.concatenate([_weight_grad(d, prevs[0], precision) for d in dhhs])  # a GEMM per part
+
+    def bias_grad(parts, b):  # b is (1, G·H): the sum of the parts' rows over steps and batch
+        return None if b is None else jnp.concatenate([jnp.sum(p, axis=(0, 1)) for p in parts]).reshape(b.shape)
+
+    return dxs, dw, bias_grad(dxs, bx), bias_grad(dhhs, bh), treedef.unflatten(dcarry0), None
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
