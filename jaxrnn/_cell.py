@@ -225,16 +225,40 @@ class LSTMCell(_Cell):
         return LSTMState(batch_shape + (self.state_size,), batch_shape + (self.hidden_size,))
 
     @staticmethod
-    def update(xp: Array, hh: Array, carry: LSTMState) -> LSTMState:
+    def forward_step(xp: Array, hh: Array, carry: LSTMState) -> tuple[LSTMState, tuple[Array, ...]]:
         """The elementwise part of a step, from ``xp = W_ih x + b_ih + b_hh`` and ``hh = W_hh h``:
-        returns ``LSTMState(σ(o) tanh(c'), c')`` (h before the projection)."""
+        returns ``LSTMState(σ(o) tanh(c'), c')`` (h before the projection) and the gates' activations
+        ``(σ(i), σ(f), tanh(g), σ(o))``, which ``backward_step`` reads."""
         gates = xp + hh
         # σ over all four blocks, then slices: one vectorised pass (XLA's CPU loop runs σ of each
         # sliced block 1.5x slower); the g block's σ goes unused.
         i, f, _, o = jnp.split(jax.nn.sigmoid(gates), 4, axis=-1)
         g = jnp.tanh(jnp.split(gates, 4, axis=-1)[2])
         c = f * carry.c.astype(i.dtype) + i * g
-        return LSTMState(o * jnp.tanh(c), c)
+        return LSTMState(o * jnp.tanh(c), c), (i, f, g, o)
+
+    @staticmethod
+    def update(xp: Array, hh: Array, carry: LSTMState) -> LSTMState:
+        """``forward_step``'s new carry: the step's maths, as the scan path runs it."""
+        return LSTMCell.forward_step(xp, hh, carry)[0]
+
+    @staticmethod
+    def backward_step(saved: tuple[Array, ...], prev: LSTMState, new: LSTMState, d_new: LSTMState):
+        r"""The derivative of ``forward_step`` from its activations, for the fused path's backward loop.
+
+        With :math:`\tau = \tanh(c')` and :math:`\delta c = \bar c' + \bar h' o (1 - \tau^2)`:
+        :math:`\bar a_i = \delta c\, g\, i(1-i)`, :math:`\bar a_f = \delta c\, c\, f(1-f)`,
+        :math:`\bar a_g = \delta c\, i (1-g^2)`, :math:`\bar a_o = \bar h' \tau\, o(1-o)`,
+        :math:`\bar c = \delta c\, f` (a the pre-activations, i, f, g, o the activations).
+        Returns ``(d xp, d hh, d prev)``: d xp = d hh = the pre-activations' cotangent (4H), and
+        d prev without its path through ``W_hh`` (zero for h), which the loop adds.
+        """
+        i, f, g, o = saved
+        tau = jnp.tanh(new.c)
+        dc = d_new.c + d_new.h * o * (1 - tau * tau)
+        d_i, d_f, d_g = dc * g * i * (1 - i), dc * prev.c * f * (1 - f), dc * i * (1 - g * g)
+        d_gates = jnp.concatenate([d_i, d_f, d_g, d_new.h * tau * o * (1 - o)], axis=-1)
+        return (d_gates,), (None,), LSTMState(jnp.zeros_like(prev.h), dc * f)
 
     def step(self, carry: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
         """The recurrent half on ``xp = W_ih x + b_ih + b_hh``; returns ``(LSTMState(h', c'), h')``."""
@@ -277,12 +301,34 @@ class GRUCell(_Cell):
     precision: Any = None
 
     @staticmethod
-    def update(xp: Array, hh: Array, h: Array) -> Array:
-        """The elementwise part of a step, from ``xp = W_ih x + b_ih`` and ``hh = W_hh h + b_hh``: h'."""
+    def forward_step(xp: Array, hh: Array, h: Array) -> tuple[Array, tuple[Array, ...]]:
+        """The elementwise part of a step, from ``xp = W_ih x + b_ih`` and ``hh = W_hh h + b_hh``: h',
+        and ``(r, z, n, W_hn h + b_hn)``, which ``backward_step`` reads."""
         hidden = xp.shape[-1] // 3
         r, z = jnp.split(jax.nn.sigmoid(xp[..., : 2 * hidden] + hh[..., : 2 * hidden]), 2, axis=-1)
-        n = jnp.tanh(xp[..., 2 * hidden :] + r * hh[..., 2 * hidden :])
-        return (1 - z) * n + z * h.astype(n.dtype)
+        hn = hh[..., 2 * hidden :]
+        n = jnp.tanh(xp[..., 2 * hidden :] + r * hn)
+        return (1 - z) * n + z * h.astype(n.dtype), (r, z, n, hn)
+
+    @staticmethod
+    def update(xp: Array, hh: Array, h: Array) -> Array:
+        """``forward_step``'s h': the step's maths, as the scan path runs it."""
+        return GRUCell.forward_step(xp, hh, h)[0]
+
+    @staticmethod
+    def backward_step(saved: tuple[Array, ...], prev: Array, new: Array, d_new: Array):
+        r"""The derivative of ``forward_step`` from its activations, for the fused path's backward loop.
+
+        :math:`\bar a_n = \bar h' (1-z)(1-n^2)`, :math:`\bar a_z = \bar h' (h - n) z(1-z)`,
+        :math:`\bar a_r = \bar a_n (W_{hn} h + b_{hn}) r(1-r)` (a the pre-activations). Returns
+        ``(d xp, d hh, d prev)``: d xp = (ā_r, ā_z, ā_n), d hh = (ā_r, ā_z, ā_n r), and d prev
+        = h̄' z without its path through ``W_hh``, which the loop adds.
+        """
+        r, z, n, hn = saved
+        dn = d_new * (1 - z) * (1 - n * n)
+        dz = d_new * (prev - n) * z * (1 - z)
+        dr = dn * hn * r * (1 - r)
+        return (dr, dz, dn), (None, None, dn * r), d_new * z
 
     def step(self, h: Array, xp: Array) -> tuple[Array, Array]:
         """The recurrent half on ``xp = W_ih x + b_ih``; returns ``(h', h')``."""

@@ -172,15 +172,13 @@ class _Recurrent(nn.Module):
     def _fused_direction(self, cell, x, start, seq_lengths, reverse: bool, batch_first: bool):
         """One direction of a gated layer on ``_fused_gated``: the cell's projection, then its updates."""
         return _fused_gated.gated(
-            type(cell).update,
+            type(cell),
             cell.project(x, with_bias=False),  # the loop adds the biases (a pass over xp saved)
             cell.weight_hh,
             start,
             seq_lengths,
             bias_ih=cell.bias_ih if self.bias else None,
             bias_hh=cell.bias_hh if self.bias else None,
-            additive=cell.fold_hh_bias,
-            per_gate=cell.fused_per_gate,
             reverse=reverse,
             precision=self.precision,
             unroll=self.unroll,
