@@ -183,7 +183,7 @@ _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def gated(
-    cell: GatedCell,
+    cell: type[GatedCell],
     xp: Array,
     w_hh: Array,
     carry0: Any,
