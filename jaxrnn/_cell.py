@@ -250,8 +250,9 @@ class LSTMCell(_Cell):
         :math:`\bar a_i = \delta c\, g\, i(1-i)`, :math:`\bar a_f = \delta c\, c\, f(1-f)`,
         :math:`\bar a_g = \delta c\, i (1-g^2)`, :math:`\bar a_o = \bar h' \tau\, o(1-o)`,
         :math:`\bar c = \delta c\, f` (a the pre-activations, i, f, g, o the activations).
-        Returns ``(d xp, d hh, d prev)``: d xp = d hh = the pre-activations' cotangent (4H), and
-        d prev without its path through ``W_hh`` (zero for h), which the loop adds.
+        Returns ``(d xp, d hh, d prev)``, d xp and d hh as parts: d xp = (ā,), the pre-activations'
+        cotangent (4H), d hh = (None,) (it is d xp's), and d prev without its path through
+        ``W_hh`` (zero for h), which the loop adds.
         """
         i, f, g, o = saved
         tau = jnp.tanh(new.c)
@@ -321,8 +322,9 @@ class GRUCell(_Cell):
 
         :math:`\bar a_n = \bar h' (1-z)(1-n^2)`, :math:`\bar a_z = \bar h' (h - n) z(1-z)`,
         :math:`\bar a_r = \bar a_n (W_{hn} h + b_{hn}) r(1-r)` (a the pre-activations). Returns
-        ``(d xp, d hh, d prev)``: d xp = (ā_r, ā_z, ā_n), d hh = (ā_r, ā_z, ā_n r), and d prev
-        = h̄' z without its path through ``W_hh``, which the loop adds.
+        ``(d xp, d hh, d prev)``, d xp and d hh as per-gate parts: d xp = (ā_r, ā_z, ā_n), d hh =
+        (None, None, ā_n r) (None: d xp's part), and d prev = h̄' z without its path through
+        ``W_hh``, which the loop adds.
         """
         r, z, n, hn = saved
         dn = d_new * (1 - z) * (1 - n * n)

@@ -358,11 +358,11 @@ class GRU(_Recurrent):
     ``bias_hh`` (3H,) under ``l{k}`` / ``l{k}_reverse``) and init are torch's; the call and
     returns are ``RNN``'s. ``dtype``, ``param_dtype``, ``precision``, ``unroll`` and ``impl``
     are extras, as for ``RNN``: ``impl='fused'`` (the default) runs ``jaxrnn._fused_gated``
-    (one matmul and ``GRUCell.update`` per step, a hand-written backward loop carrying only
-    dh, dW_hh one GEMM afterwards); ``impl='scan'`` is ``flax.linen.scan`` over ``GRUCell``
-    with autodiff. Both compute the same values. The fused gradient is a ``jax.custom_vjp``:
-    reverse mode works, grad of grad included; forward mode (``jax.jvp``, ``jax.hessian``)
-    needs ``impl='scan'``.
+    (one matmul and ``GRUCell.forward_step`` per step, keeping the gates' activations; a
+    backward loop of ``GRUCell.backward_step`` carrying only dh; dW_hh one GEMM afterwards);
+    ``impl='scan'`` is ``flax.linen.scan`` over ``GRUCell`` with autodiff. Both compute the same
+    values. The fused gradient is a ``jax.custom_vjp``: reverse mode works, grad of grad
+    included; forward mode (``jax.jvp``, ``jax.hessian``) needs ``impl='scan'``.
 """
         + _SHARED_DOC
         + """
@@ -407,9 +407,10 @@ class LSTM(_Recurrent):
     (``weight_ih`` (4H, I), ``weight_hh`` (4H, P or H), ``bias_ih``, ``bias_hh`` (4H,),
     ``weight_hr`` (P, H) under ``l{k}`` / ``l{k}_reverse``) and init are torch's.
     ``dtype``, ``param_dtype``, ``precision``, ``unroll`` and ``impl`` are extras, as for
-    ``GRU``: ``impl='fused'`` (the default) runs ``jaxrnn._fused_gated`` with ``LSTMCell.update``
-    and a backward loop carrying only (dh, dc); with ``proj_size`` > 0 the projection sits inside
-    the step and the layer runs ``impl='scan'`` (``flax.linen.scan`` over ``LSTMCell``) either way.
+    ``GRU``: ``impl='fused'`` (the default) runs ``jaxrnn._fused_gated`` with
+    ``LSTMCell.forward_step`` and a backward loop of ``LSTMCell.backward_step`` carrying only
+    (dh, dc); with ``proj_size`` > 0 the projection sits inside the step and the layer runs
+    ``impl='scan'`` (``flax.linen.scan`` over ``LSTMCell``) either way.
     Autodiff as for ``GRU``.
 
     Call: ``output, (h_n, c_n) = lstm.apply(variables, x, hx=None, seq_lengths=None, deterministic=True)``
