@@ -58,27 +58,24 @@ class GatedCell(Protocol):
     def forward_step(xp: Array, hh: Array, carry: Any) -> tuple[Any, tuple[Array, ...]]: ...
 
     @staticmethod
-    def backward_step(saved: tuple[Array, ...], prev: Any, new: Any, d_new: Any) -> tuple[Array, Array, Any]: ...
+    def backward_step(
+        saved: tuple[Array, ...], prev: Any, new: Any, d_new: Any
+    ) -> tuple[tuple[Array, ...], tuple[Array | None, ...], Any]: ...
 
 
 def _add(a: Array, b: Array | None) -> Array:
     return a if b is None else a + b
 
 
-# Sequences of gate rows are kept as ``parts``: one (..., G·H) array, or with ``per_gate`` G arrays
-# (..., H). For the GRU's update, XLA's CPU loop reads a step's (N, 3H) row block and slices it
-# into gates slower than it reads 3 separate (N, H) blocks and concatenates them
+# Sequences of gate rows are kept as ``parts``: one (..., G·H) array, or with ``fused_per_gate``
+# G arrays (..., H). For the GRU's step, XLA's CPU loop reads a step's (N, 3H) row block and
+# slices it into gates slower than it reads 3 separate (N, H) blocks and concatenates them
 # (benchmarks/NOTES.md, idea 8).
 
 
 def _read(parts: tuple, t, axis: int) -> Array:
     """Step t of per-gate sequences, as one (batch, G·H) row block."""
     return jnp.concatenate([_at(p, t, axis) for p in parts], axis=-1)
-
-
-def _write(parts: tuple, value: Array, t, axis: int) -> tuple:
-    """Per-gate sequences with step t set to the (batch, G·H) row block ``value``."""
-    return tuple(_put(p, v, t, axis) for p, v in zip(parts, jnp.split(value, len(parts), axis=-1)))
 
 
 def _forward(cell, xs, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis, save):
