@@ -92,6 +92,14 @@ class _Cell(nn.Module):
             xp = _add_bias(xp, self.bias_ih + self.bias_hh if self.fold_hh_bias else self.bias_ih)
         return xp
 
+    def project_parts(self, x: Array) -> tuple[Array, ...]:
+        """The fused path's input half, without biases: ``(W_ih x,)``, or with ``fused_per_gate`` one
+        array per gate, each its own GEMM ``W_ih[k·H:(k+1)·H] x``, so that no pass splits the
+        projected sequence (benchmarks/NOTES.md, idea 11)."""
+        x, w = nn.dtypes.promote_dtype(x, self.weight_ih, dtype=self.dtype)
+        parts = self.gates if self.fused_per_gate else 1
+        return tuple(jnp.matmul(x, w_k.T, precision=self.precision) for w_k in jnp.split(w, parts))
+
     def _hh(self, h: Array) -> Array:
         h, w = nn.dtypes.promote_dtype(h, self.weight_hh, dtype=self.dtype)
         return jnp.matmul(h, w.T, precision=self.precision)

@@ -181,7 +181,7 @@ _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 def gated(
     cell: type[GatedCell],
-    xp: Array,
+    xp: Array | tuple[Array, ...],
     w_hh: Array,
     carry0: Any,
     seq_lengths: Array | None = None,
@@ -203,7 +203,8 @@ def gated(
         per-gate arrays, benchmarks/NOTES.md, idea 8: faster for the GRU, slower for the LSTM,
         whose step slices only after a whole-row σ).
       xp: (time, batch, G·H), or (batch, time, G·H) with ``batch_first``: the input half of every
-        step, ``W_ih x(t)``, without the biases.
+        step, ``W_ih x(t)``, without the biases; or for a ``fused_per_gate`` cell, a tuple of its G
+        gates' (·, ·, H) arrays (``cell.project_parts``).
       w_hh: (G·H, H) in torch's layout (the step computes ``h @ w_hh.T``).
       carry0: the carry before the walk's first step, each array (batch, ·).
       seq_lengths: optional int array (batch,) with values in [1, time]: ``pack_padded_sequence``
@@ -229,13 +230,13 @@ def gated(
     ((15, 32, 20), (32, 20), True)
     """
     axis = 1 if batch_first else 0
-    mask = _valid_mask(seq_lengths, xp.shape[axis], axis)
-    dtype = xp.dtype
+    parts = w_hh.shape[0] // w_hh.shape[1] if cell.fused_per_gate else 1
+    xs = tuple(xp) if isinstance(xp, tuple) else tuple(jnp.split(xp, parts, axis=-1))
+    mask = _valid_mask(seq_lengths, xs[0].shape[axis], axis)
+    dtype = xs[0].dtype
     bx, bh = (None if b is None else b.astype(dtype).reshape(1, -1) for b in (bias_ih, bias_hh))
     if cell.fold_hh_bias and bh is not None:  # one bias for the sum xp + hh, in the projection's order
         bx, bh = bh if bx is None else bx + bh, None
     carry0 = jax.tree.map(lambda a: a.astype(dtype), carry0)
-    parts = w_hh.shape[0] // w_hh.shape[1] if cell.fused_per_gate else 1
-    xs = tuple(jnp.split(xp, parts, axis=-1))  # per-gate arrays (benchmarks/NOTES.md, idea 8)
     args = (xs, w_hh.astype(dtype), bx, bh, carry0, mask, cell, bool(reverse), precision, unroll, axis)
     return _recurrence(*args)

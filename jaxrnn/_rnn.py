@@ -173,7 +173,7 @@ class _Recurrent(nn.Module):
         """One direction of a gated layer on ``_fused_gated``: the cell's projection, then its updates."""
         return _fused_gated.gated(
             type(cell),
-            cell.project(x, with_bias=False),  # the loop adds the biases (a pass over xp saved)
+            cell.project_parts(x),  # the loop adds the biases (a pass over xp saved)
             cell.weight_hh,
             start,
             seq_lengths,
