@@ -82,22 +82,19 @@ class _Cell(nn.Module):
             self.bias_ih = self.param("bias_ih", init, (rows,), self.param_dtype)
             self.bias_hh = self.param("bias_hh", init, (rows,), self.param_dtype)
 
-    def project(self, x: Array, with_bias: bool = True) -> Array:
+    def project(self, x: Array) -> Array:
         """The input half of the update for any leading shape: ``W_ih x + b_ih`` (+ ``b_hh`` where it
-        can be folded in; no biases when not ``with_bias``). A layer calls this once on the whole
-        (time, batch, I) sequence."""
-        x, w = nn.dtypes.promote_dtype(x, self.weight_ih, dtype=self.dtype)
-        xp = jnp.matmul(x, w.T, precision=self.precision)
-        if self.bias and with_bias:
+        can be folded in). A layer calls this once on the whole (time, batch, I) sequence."""
+        (xp,) = self.project_parts(x)
+        if self.bias:
             xp = _add_bias(xp, self.bias_ih + self.bias_hh if self.fold_hh_bias else self.bias_ih)
         return xp
 
-    def project_parts(self, x: Array) -> tuple[Array, ...]:
-        """The fused path's input half, without biases: ``(W_ih x,)``, or with ``fused_per_gate`` one
-        array per gate, each its own GEMM ``W_ih[k·H:(k+1)·H] x``, so that no pass splits the
+    def project_parts(self, x: Array, parts: int = 1) -> tuple[Array, ...]:
+        """``W_ih x`` without biases, as ``parts`` arrays of the gates' rows, each its own GEMM: the
+        fused path projects a ``fused_per_gate`` cell's gates apart, so that no pass splits the
         projected sequence (benchmarks/NOTES.md, idea 11)."""
         x, w = nn.dtypes.promote_dtype(x, self.weight_ih, dtype=self.dtype)
-        parts = self.gates if self.fused_per_gate else 1
         return tuple(jnp.matmul(x, w_k.T, precision=self.precision) for w_k in jnp.split(w, parts))
 
     def _hh(self, h: Array) -> Array:

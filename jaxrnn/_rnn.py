@@ -173,7 +173,7 @@ class _Recurrent(nn.Module):
         """One direction of a gated layer on ``_fused_gated``: the cell's projection, then its updates."""
         return _fused_gated.gated(
             type(cell),
-            cell.project_parts(x),  # the loop adds the biases (a pass over xp saved)
+            cell.project_parts(x, cell.gates if cell.fused_per_gate else 1),  # the loop adds the biases
             cell.weight_hh,
             start,
             seq_lengths,
