@@ -174,7 +174,22 @@ class RNNCell(_Cell):
         return h, h
 
 
-class LSTMCell(_Cell):
+class _GatedCell(_Cell):
+    """A cell whose elementwise step the fused path runs as ``forward_step`` / ``backward_step``
+    (``jaxrnn._fused_gated``)."""
+
+    @staticmethod
+    def forward_step(xp: Array, hh: Array, carry: Any) -> tuple[Any, tuple[Array, ...]]:
+        """The elementwise part of a step: the new carry and what ``backward_step`` reads."""
+        raise NotImplementedError
+
+    @classmethod
+    def update(cls, xp: Array, hh: Array, carry: Any) -> Any:
+        """``forward_step``'s new carry: the step's maths, as the scan path runs it."""
+        return cls.forward_step(xp, hh, carry)[0]
+
+
+class LSTMCell(_GatedCell):
     r"""One step of an LSTM, exactly as ``torch.nn.LSTMCell`` (gate order i, f, g, o).
 
     .. math::
@@ -243,11 +258,6 @@ class LSTMCell(_Cell):
         return LSTMState(o * jnp.tanh(c), c), (i, f, g, o)
 
     @staticmethod
-    def update(xp: Array, hh: Array, carry: LSTMState) -> LSTMState:
-        """``forward_step``'s new carry: the step's maths, as the scan path runs it."""
-        return LSTMCell.forward_step(xp, hh, carry)[0]
-
-    @staticmethod
     def backward_step(saved: tuple[Array, ...], prev: LSTMState, new: LSTMState, d_new: LSTMState):
         r"""The derivative of ``forward_step`` from its activations, for the fused path's backward loop.
 
@@ -275,7 +285,7 @@ class LSTMCell(_Cell):
         return LSTMState(h, c), h
 
 
-class GRUCell(_Cell):
+class GRUCell(_GatedCell):
     r"""One step of a GRU, exactly as ``torch.nn.GRUCell`` (gate order r, z, n).
 
     .. math::
@@ -315,11 +325,6 @@ class GRUCell(_Cell):
         hn = hh[..., 2 * hidden :]
         n = jnp.tanh(xp[..., 2 * hidden :] + r * hn)
         return (1 - z) * n + z * h.astype(n.dtype), (r, z, n, hn)
-
-    @staticmethod
-    def update(xp: Array, hh: Array, h: Array) -> Array:
-        """``forward_step``'s h': the step's maths, as the scan path runs it."""
-        return GRUCell.forward_step(xp, hh, h)[0]
 
     @staticmethod
     def backward_step(saved: tuple[Array, ...], prev: Array, new: Array, d_new: Array):

@@ -67,6 +67,11 @@ def _add(a: Array, b: Array | None) -> Array:
     return a if b is None else a + b
 
 
+def _sequence_of(like: Array, a: Any) -> Array | None:
+    """Zeros for a sequence of ``a``'s steps, laid out as ``like`` (time and batch axes); None for None."""
+    return None if a is None else jnp.zeros(like.shape[:-1] + a.shape[-1:], a.dtype)
+
+
 # Sequences of gate rows are kept as ``parts``: one (..., G·H) array, or with ``fused_per_gate``
 # G arrays (..., H). For the GRU's step, XLA's CPU loop reads a step's (N, 3H) row block and
 # slices it into gates slower than it reads 3 separate (N, H) blocks and concatenates them
@@ -96,11 +101,8 @@ def _forward(cell, xs, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, a
         new, saved = cell.forward_step(x_t, hh, treedef.unflatten(carry))
         return jax.tree.leaves(new), saved
 
-    def seq_like(a):
-        return jnp.zeros(xs[0].shape[:-1] + a.shape[-1:], a.dtype)
-
-    seqs0 = [seq_like(a) if (k == 0 or save) else None for k, a in enumerate(leaves)]
-    saved0 = [seq_like(a) for a in jax.eval_shape(step, 0, leaves)[1]] if save else None
+    seqs0 = [_sequence_of(xs[0], a) if (k == 0 or save) else None for k, a in enumerate(leaves)]
+    saved0 = [_sequence_of(xs[0], a) for a in jax.eval_shape(step, 0, leaves)[1]] if save else None
 
     def body(i, state):
         carry, seqs, saved_seqs = state
@@ -161,11 +163,9 @@ def _recurrence_bwd(cell, reverse, precision, unroll, axis, residuals, cotangent
         dhhs = [None if s is None else _put(s, d, t, axis) for s, d in zip(dhhs, dhh)]
         return dprev, dxs, dhhs
 
-    def seq_like(a):
-        return None if a is None else jnp.zeros(seqs[0].shape[:-1] + a.shape[-1:], a.dtype)
-
     dxp, dhh, _ = jax.eval_shape(step, 0, jax.tree.leaves(dcarry_n))
-    start = (jax.tree.leaves(dcarry_n), [seq_like(a) for a in dxp], [seq_like(a) for a in dhh])
+    dxs0, dhhs0 = ([_sequence_of(seqs[0], a) for a in parts] for parts in (dxp, dhh))
+    start = (jax.tree.leaves(dcarry_n), dxs0, dhhs0)
     dcarry0, dxs, dhhs = jax.lax.fori_loop(0, steps, body, start, unroll=unroll)
     dhhs = [x if h is None else h for x, h in zip(dxs, dhhs)]
     dw = jnp.concatenate([_weight_grad(d, prevs[0], precision) for d in dhhs])  # a GEMM per part
