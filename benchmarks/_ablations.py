@@ -73,7 +73,7 @@ def _variants(shape: _grid.Shape) -> tuple[Callable, dict[str, Callable]]:
     """(init, {name: apply(params, x)}) for this shape."""
     import jax.numpy as jnp
 
-    from jaxrnn import _fused
+    from jaxrnn.functional import _fused
 
     def fused(fuse_directions, unroll):
         def apply(params, x):
@@ -160,7 +160,7 @@ def _pieces(budget: float, quick: bool) -> list[dict]:
     import jax
     import jax.numpy as jnp
 
-    from jaxrnn import _fused
+    from jaxrnn.functional import _fused
 
     n, t, i, h = (4, 5, 6, 8) if quick else (64, 50, 1024, 512)
     k = jax.random.split(jax.random.key(0), 4)

@@ -2,7 +2,7 @@
 
 import sys
 
-from ._cli import main
+from .lesson._cli import main
 
 if __name__ == "__main__":  # not when imported, e.g. by pytest --doctest-modules
     sys.exit(main())

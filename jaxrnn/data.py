@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks
+from .functional import _checks
 
 __all__ = [
     "NEGATIVE_WORDS",

@@ -35,9 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
-from ._cell import LSTMState
-from ._rnn import GRU, LSTM, RNN, _Recurrent
+from .functional import _checks
+from .linen._cells import LSTMState
+from .linen._recurrent import GRU, LSTM, RNN, _Recurrent
 
 Array = jax.Array
 
@@ -222,7 +222,7 @@ def plot_gradient_flow(
     draws a dotted vertical line at that distance; ``styles`` maps a label to matplotlib line
     keywords. Returns the path.
     """
-    from . import _plots
+    from .lesson import _plots
 
     if not isinstance(runs, Mapping) or not runs:
         raise ValueError("plot_gradient_flow: `runs` must be a non-empty mapping label -> norms (time,)")

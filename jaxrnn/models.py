@@ -14,10 +14,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from . import _checks
-from ._cell import LSTMState
-from ._linear import Embedding, Linear
-from ._rnn import GRU, LSTM, RNN
+from .functional import _checks
+from .linen._cells import LSTMState
+from .linen._linear import Embedding, Linear
+from .linen._recurrent import GRU, LSTM, RNN
 
 Array = jax.Array
 

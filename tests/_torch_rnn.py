@@ -15,7 +15,7 @@ from _compare import assert_close, assert_trees_close
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import jaxrnn
-from jaxrnn import _fused
+from jaxrnn.functional import _fused
 
 
 def torch_rnn(rnn: torch.nn.RNNBase, x, h0=None, lengths=None, out_weight=None, hn_weight=None):

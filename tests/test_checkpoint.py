@@ -21,8 +21,9 @@ from _compare import assert_close
 import jaxrnn
 import jaxrnn.models
 import torchref.models
-from jaxrnn import _checkpoint, _cli
-from jaxrnn._checkpoint import CheckpointError
+from jaxrnn.lesson import _cli
+from jaxrnn.training import _checkpoint
+from jaxrnn.training._checkpoint import CheckpointError
 
 X, Y = jaxrnn.data.generate_sin_data(8, 40, seed=0)
 X_TEST, Y_TEST = jaxrnn.data.generate_sin_data(8, 10, seed=1)

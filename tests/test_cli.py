@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from jaxrnn import _cli, _exercises
+from jaxrnn.lesson import _cli, _exercises
 
 PNG = b"\x89PNG\r\n\x1a\n"
 REQUIRED = ("sine.test_mse", "sentiment.test_accuracy", "tagging.token_accuracy",

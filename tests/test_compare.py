@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrnn import _compare
+from jaxrnn.lesson import _compare
 from jaxrnn.models import RNNClassifier
 
 

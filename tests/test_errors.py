@@ -219,7 +219,7 @@ def test_lstm_hx_errors(hx, error, match):
     ],
 )
 def test_shared_checks_name_the_argument_and_return_plain_numbers(check, value, error, match):
-    from jaxrnn import _checks
+    from jaxrnn.functional import _checks
 
     if error is None:
         got = getattr(_checks, check)("n", value, "f")

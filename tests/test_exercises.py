@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jaxrnn import _exercises
+from jaxrnn.lesson import _exercises
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

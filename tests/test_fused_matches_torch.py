@@ -16,7 +16,7 @@ import pytest
 from _compare import assert_close
 from _torch_rnn import BATCHED, LENGTHS, H, N, T, compare_rnn_with_torch, config_id, path_id
 
-from jaxrnn import _fused
+from jaxrnn.functional import _fused
 
 BIDIRECTIONAL = [c for c in BATCHED if c[1]]
 # (impl, fuse_directions, unroll) -> the configurations it runs on

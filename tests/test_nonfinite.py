@@ -14,7 +14,7 @@ from _compare import assert_close
 
 import jaxrnn
 import jaxrnn.models
-from jaxrnn import _cli
+from jaxrnn.lesson import _cli
 
 X, Y = jaxrnn.data.generate_sin_data(6, 24, seed=0)
 MODEL = jaxrnn.models.SinPredictor()

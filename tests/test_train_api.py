@@ -14,7 +14,7 @@ from _compare import assert_close
 
 import jaxrnn
 import jaxrnn.models
-from jaxrnn._progress import ProgressBar
+from jaxrnn.training._progress import ProgressBar
 
 rng = np.random.default_rng(3)
 

@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from . import _checks
+from ..functional import _checks
 
 Array = jax.Array
 

@@ -275,7 +275,7 @@ def elman(
     xp, bias and w_hh are promoted to one dtype, and h0 is cast to it.
 
     >>> import jax, jax.numpy as jnp
-    >>> from jaxrnn._fused import elman
+    >>> from jaxrnn.functional._fused import elman
     >>> xp = jax.random.normal(jax.random.key(0), (15, 32, 20))  # (time, batch, hidden)
     >>> w_hh = 0.1 * jax.random.normal(jax.random.key(1), (20, 20))
     >>> ys, h_n = elman(xp, w_hh, jnp.zeros((32, 20)))
@@ -321,7 +321,7 @@ def elman_bidirectional(
       the last axis, the next layer's input as it is; h_n (2, batch, hidden).
 
     >>> import jax, jax.numpy as jnp
-    >>> from jaxrnn._fused import elman_bidirectional
+    >>> from jaxrnn.functional._fused import elman_bidirectional
     >>> xp = jax.random.normal(jax.random.key(0), (15, 32, 40))  # (time, batch, 2 * hidden)
     >>> w_hh = 0.1 * jax.random.normal(jax.random.key(1), (2, 20, 20))
     >>> ys, h_n = elman_bidirectional(xp, w_hh, jnp.zeros((2, 32, 20)))
@@ -442,7 +442,7 @@ def elman_stack(
 
     >>> import jax
     >>> from jaxrnn import RNN
-    >>> from jaxrnn._fused import elman_stack
+    >>> from jaxrnn.functional._fused import elman_stack
     >>> rnn = RNN(input_size=10, hidden_size=20, num_layers=2, batch_first=True)
     >>> x = jax.random.normal(jax.random.key(0), (32, 15, 10))  # (batch, seq, features)
     >>> params = rnn.init(jax.random.key(1), x)["params"]

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _fused, _fused_gated
-from ._cell import GRUCell, LSTMCell, LSTMState, RNNCell, _Cell
+from ..functional import _checks, _fused, _fused_gated
+from ._cells import GRUCell, LSTMCell, LSTMState, RNNCell, _Cell
 
 Array = jax.Array
 

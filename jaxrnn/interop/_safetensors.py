@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from ._interop import from_torch, to_torch
+from ._torch import from_torch, to_torch
 
 _CODES = {
     np.dtype(np.float64): "F64",

@@ -9,8 +9,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from . import _checks
-from ._cell import torch_uniform
+from ..functional import _checks
+from ._cells import torch_uniform
 
 Array = jax.Array
 

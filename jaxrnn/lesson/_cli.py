@@ -90,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (argument errors exit with status 2; a run that
     cannot go on, at a checkpoint in the way or a non-finite loss, prints why and returns 1)."""
-    from ._checkpoint import CheckpointError
-    from ._train import NonFiniteError
+    from ..training._checkpoint import CheckpointError
+    from ..training._train import NonFiniteError
 
     try:
         return _main(argv)
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
                    frameworks: tuple[str, ...]) -> _exercises.TrainOptions:
     """The checkpoint, device and non-finite flags, checked, as the training exercises' options."""
-    from . import _checkpoint, _sharding
+    from ..training import _checkpoint, _sharding
 
     if args.checkpoint_dir is None:
         for flag, given in (("--resume", args.resume), ("--checkpoint-every", args.checkpoint_every is not None)):
@@ -132,8 +132,8 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``jaxrnn export``: the newest checkpoint of one run as a safetensors file with torch's keys."""
     import json
 
-    from . import _checkpoint
-    from ._safetensors import save_torch
+    from ..training import _checkpoint
+    from ..interop._safetensors import save_torch
 
     if args.checkpoint_dir is None:
         parser.error("argument --checkpoint-dir: export needs --checkpoint-dir DIR")

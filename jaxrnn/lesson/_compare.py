@@ -26,12 +26,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _checks, _plots
-from . import data as _data
-from ._progress import ProgressBar
-from ._train import cross_entropy_loss, evaluate, make_optimizer, make_train_step
-from .diagnostics import gradient_flow, norm_ratio, plot_gradient_flow
-from .models import RNNClassifier
+from . import _plots
+from ..functional import _checks
+from .. import data as _data
+from ..training._progress import ProgressBar
+from ..training._train import cross_entropy_loss, evaluate, make_optimizer, make_train_step
+from ..diagnostics import gradient_flow, norm_ratio, plot_gradient_flow
+from ..models import RNNClassifier
 
 CELLS = ("rnn", "lstm", "lstm_fb1", "gru")
 """The compared variants: the lesson's RNN, LSTM at PyTorch's init, LSTM with forget-gate bias +1, GRU."""
@@ -380,7 +381,7 @@ def gradflow_exercise(out: Path, *, framework: str = "jax", seed: int = 0, epoch
     """``jaxrnn gradflow``: :func:`jaxrnn.diagnostics.run_gradflow` (section 5's picture, computed)
     as an ``ExerciseResult``. JAX only (skipped with ``framework='torch'``); nothing is trained, so
     ``epochs`` and ``progress`` are not used."""
-    from . import diagnostics
+    from .. import diagnostics
     from ._exercises import ExerciseResult, check_framework
 
     del epochs, progress

@@ -25,8 +25,9 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from . import _checks, _sharding
-from . import data as _data
+from . import _sharding
+from ..functional import _checks
+from .. import data as _data
 from ._progress import ProgressBar
 
 Array = jax.Array

@@ -25,13 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _plots
-from . import data as _data
-from ._interop import from_torch, to_torch
-from ._progress import ProgressBar
-from ._rnn import RNN
-from ._train import clip_grad_norm, evaluate, global_norm, mse_loss, predict, train
-from .models import CharRNN, RNNClassifier, RNNSeq2Seq, SinPredictor
+from . import _plots
+from ..functional import _checks
+from .. import data as _data
+from ..interop._torch import from_torch, to_torch
+from ..training._progress import ProgressBar
+from ..linen._recurrent import RNN
+from ..training._train import clip_grad_norm, evaluate, global_norm, mse_loss, predict, train
+from ..models import CharRNN, RNNClassifier, RNNSeq2Seq, SinPredictor
 
 FRAMEWORKS = ("jax", "torch", "both")
 NAMES = ("shapes", "sine", "sentiment", "clipping", "tagging")

@@ -223,6 +223,7 @@ def gated(
 
     >>> import jax, jax.numpy as jnp
     >>> from jaxrnn import GRUCell
+    >>> from jaxrnn.functional._fused_gated import gated
     >>> xp = jax.random.normal(jax.random.key(0), (15, 32, 3 * 20))
     >>> w_hh = jax.random.normal(jax.random.key(1), (3 * 20, 20)) * 0.1
     >>> ys, h_n = gated(GRUCell, xp, w_hh, jnp.zeros((32, 20)))

@@ -1,0 +1,1 @@
+"""PyTorch state dicts and safetensors files in and out of jaxrnn."""

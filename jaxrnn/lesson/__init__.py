@@ -1,0 +1,1 @@
+"""The lesson's app: the ``jaxrnn`` CLI, one exercise per subcommand, plots and the report."""

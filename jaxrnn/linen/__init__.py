@@ -1,0 +1,1 @@
+"""The Flax linen face: torch.nn's recurrent layers, cells, Linear and Embedding as linen modules."""
