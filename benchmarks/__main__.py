@@ -4,9 +4,10 @@
     python -m benchmarks --quick          # CI smoke: tiny shapes, one round; checks it runs, not how fast
     python -m benchmarks --update-readme  # copy the latest results/bench.md into README.md
     python -m benchmarks --ablations      # the fast path's ideas one by one (benchmarks/NOTES.md)
+    python -m benchmarks --baseline HEAD~3 --only "jaxrnn jit"   # A/B: this tree against a commit, same rounds
 
-Results go to benchmarks/results/ (--quick: benchmarks/results/quick/): bench.json, bench.md,
-details.md, time_vs_T.png, speedup.png.
+Results go to benchmarks/results/ (--quick: benchmarks/results/quick/; --baseline: benchmarks/results/ab/
+[quick/]): bench.json, bench.md, details.md, time_vs_T.png, speedup.png.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _contenders, _grid, _measure, _report
+from . import _baseline, _contenders, _grid, _measure, _report
 
 SECTIONS = ("grid", "sweep", "cells")  # the RNN grid, the T sweep, the LSTM/GRU grid
 HERE = Path(__file__).resolve().parent
@@ -39,9 +41,21 @@ def _parse(argv):
     p.add_argument("--only", action="append", default=None, metavar="NAME", help="run only these contenders")
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma list of: grid, sweep, cells (default all)")
     p.add_argument("--works", default="train,forward", help="comma list of: train, forward")
-    p.add_argument("--budget", type=float, default=None, help="seconds of timed rounds per cell")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds of timed rounds per cell (with --quick: rounds up to 15 instead of one)",
+    )
     p.add_argument("--everything", action="store_true", help="run every contender in every cell (much longer)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results[/quick])")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REF",
+        help="also time REF's jaxrnn (a git ref: HEAD~3, a hash) as 'jaxrnn jit @REF' next to 'jaxrnn jit' in "
+        "every cell, in the same rounds, and report the ratio (writes to benchmarks/results/ab/ by default)",
+    )
+    p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results[/ab][/quick])")
     return p.parse_args(argv)
 
 
@@ -93,7 +107,7 @@ def _cell(section, shape, work, chosen, settings: dict[str, Any], unavailable: d
         entry["gflops"] = flops / t["median_s"] / 1e9
         entry["gemm_fraction"] = entry["gflops"] / gemm_gflops
         entry["speedup"] = None if base is None else base / t["median_s"]
-    return {
+    cell = {
         "section": section,
         "work": work,
         "shape": shape.as_dict(),
@@ -101,6 +115,10 @@ def _cell(section, shape, work, chosen, settings: dict[str, Any], unavailable: d
         "gemm_gflops": gemm_gflops,
         "contenders": entries,
     }
+    if settings.get("ab") is not None:  # --baseline: REF's median / the current one's (> 1: the current is faster)
+        current, before = (timed.get(n, {}).get("median_s") for n in settings["ab"])
+        cell["ab_ratio"] = None if current is None or before is None else before / current
+    return cell
 
 
 def _summary_line(cell: dict) -> str:
@@ -113,7 +131,10 @@ def _summary_line(cell: dict) -> str:
         else:
             s = e.get("speedup")
             parts.append(f"{name} {e['median_s'] * 1e3:.3g}ms" + ("" if s is None else f" ({s:.2f}x)"))
-    return f"{cell['section']:5s} {cell['work']:7s} {cell['shape']['name']:28s} " + ", ".join(parts)
+    ab = ""
+    if "ab_ratio" in cell:
+        ab = " | A/B " + ("n/a" if cell["ab_ratio"] is None else f"{cell['ab_ratio']:.3f}x")
+    return f"{cell['section']:5s} {cell['work']:7s} {cell['shape']['name']:28s} " + ", ".join(parts) + ab
 
 
 def run(args) -> dict:
@@ -128,13 +149,34 @@ def run(args) -> dict:
     }
     if args.budget is not None:
         settings["budget"] = {k: args.budget for k in settings["budget"]}
-    chosen = _contenders.contenders()
+        if quick:  # tiny shapes, but rounds to fill the budget (a quick A/B with ratios worth reading)
+            settings.update(max_rounds=15, min_sample_s=0.01)
+    # before anything imports the current jaxrnn, so that _baseline can tell the two apart
+    baseline = None if args.baseline is None else _baseline.load(args.baseline)
+    every = _contenders.contenders(baseline)
+    chosen = every
     if args.only:
-        chosen = [c for c in chosen if c.name in args.only]
+        chosen = [c for c in every if c.name in args.only]
         if not chosen:
-            raise SystemExit(
-                f"--only: no contender named {args.only}; known: {[c.name for c in _contenders.contenders()]}"
-            )
+            raise SystemExit(f"--only: no contender named {args.only}; known: {[c.name for c in every]}")
+    ab_info = None
+    if baseline is not None:  # the A/B pair runs whatever --only says about the rest
+        pair = (_contenders.HEADLINE, _contenders.baseline_name(baseline.ref))
+        chosen = [c for c in every if c in chosen or c.name in pair]
+        settings["ab"] = pair
+        ab_info = {
+            "ref": baseline.ref,
+            "commit": baseline.commit,
+            "current": _baseline.current_version(),
+            "current_name": pair[0],
+            "baseline_name": pair[1],
+            "rewritten_imports": list(baseline.rewritten),
+        }
+        _log(
+            f"A/B: {pair[0]} ({ab_info['current']}) against {pair[1]} ({baseline.commit[:10]}, "
+            f"from {os.path.dirname(baseline.module.__file__)})"
+            + (f"; absolute imports rewritten in {', '.join(baseline.rewritten)}" if baseline.rewritten else "")
+        )
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     works = [w.strip() for w in args.works.split(",") if w.strip()]
     for s in sections:
@@ -177,8 +219,15 @@ def run(args) -> dict:
     info["load_avg_end"] = list(os.getloadavg())
     command = "python -m benchmarks" + (" --quick" if quick else "")
     default_sections = args.sections == ",".join(SECTIONS)
-    if args.only or not default_sections or args.works != "train,forward" or args.budget or args.everything:
-        command += " " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""
+    if (
+        args.only
+        or not default_sections
+        or args.works != "train,forward"
+        or args.budget
+        or args.everything
+        or args.baseline
+    ):
+        command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
     return {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "command": command,
@@ -191,19 +240,24 @@ def run(args) -> dict:
         "contender_descriptions": {c.name: c.description for c in chosen},
         "largest": _grid.largest(shapes["grid"]).name,
         "cells": cells,
+        "ab": ab_info,
         "unavailable": unavailable,
         "total_s": time.perf_counter() - t_start,
     }
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parse(argv)
-    out = args.out or (HERE / "results" / ("quick" if args.quick else ""))
+    args.argv = argv
+    out = args.out or (HERE / "results" / ("ab" if args.baseline else "") / ("quick" if args.quick else ""))
     if args.update_readme:
         _report.update_readme(ROOT / "README.md", HERE / "results")
         _log(f"README.md: benchmark section updated from {HERE / 'results' / 'bench.md'}")
         return 0
     if args.ablations:
+        if args.baseline:
+            raise SystemExit("--baseline: not with --ablations (time the layers' A/B with the plain run)")
         from . import _ablations
 
         _ablations.main(args, out)
@@ -211,6 +265,8 @@ def main(argv=None) -> int:
     results = run(args)
     written = _report.write(results, out)
     _log(f"done in {results['total_s']:.0f}s; wrote " + ", ".join(os.path.relpath(p) for p in written))
+    if results["ab"] is not None:
+        _log("  " + _report.ab_summary(results))
     if args.quick:
         _log("  --quick checks that every contender runs, not how fast: no targets evaluated")
         return 0

@@ -64,22 +64,64 @@ def _jax():
     return jax, jnp, optax
 
 
-def _jaxrnn_apply(shape: Shape, impl: str | None):
-    """(init, apply) for jaxrnn.RNN / LSTM / GRU (``shape.cell``), with its default ``impl`` when None."""
+def _jaxrnn_layer(shape: Shape, impl: str | None, module=None, **extra):
+    """jaxrnn.RNN / LSTM / GRU (``shape.cell``) of ``module`` (default: the current ``jaxrnn``; ``--baseline``
+    passes an earlier commit's), batch first, with its default ``impl`` when None; ``extra``: more of its
+    fields (``unroll=4``, ``batch_first=False``)."""
+    if module is None:
+        import jaxrnn as module
+
+    kw: dict[str, Any] = {"batch_first": True, "bidirectional": shape.bidirectional, **extra}
+    if impl is not None:
+        kw["impl"] = impl
+    return {"rnn": module.RNN, "lstm": module.LSTM, "gru": module.GRU}[shape.cell](
+        shape.inputs, shape.hidden, shape.layers, **kw
+    )
+
+
+def _jaxrnn_apply(shape: Shape, impl: str | None, module=None, **extra):
+    """(init, apply) for jaxrnn.RNN / LSTM / GRU (``shape.cell``), with its default ``impl`` when None.
+    ``extra``: more of the layer's fields, as for ``_jaxrnn_layer``."""
     import jax
 
-    import jaxrnn
-
-    kw: dict[str, Any] = {} if impl is None else {"impl": impl}
-    layer = {"rnn": jaxrnn.RNN, "lstm": jaxrnn.LSTM, "gru": jaxrnn.GRU}[shape.cell](
-        shape.inputs, shape.hidden, shape.layers, batch_first=True, bidirectional=shape.bidirectional, **kw
-    )
+    layer = _jaxrnn_layer(shape, impl, module, **extra)
 
     def init(x):
         return layer.init(jax.random.key(0), x)["params"]
 
     def apply(params, x):
         return layer.apply({"params": params}, x)
+
+    return init, apply
+
+
+def torch_keys(params) -> dict:
+    """The layer's params ``{'l0_reverse': {'weight_ih': w}}`` as torch's flat keys ``{'weight_ih_l0_reverse': w}``."""
+    return {f"{name}_{layer}": value for layer, group in params.items() for name, value in group.items()}
+
+
+def _functional_apply(shape: Shape, **extra):
+    """(init, apply) for ``jaxrnn.functional.rnn / lstm / gru(params, x, batch_first=True)`` over torch-keyed
+    flat params, the same weights as the layer's. Unavailable where jaxrnn.functional has no such function."""
+    import inspect
+
+    import jaxrnn.functional as F
+
+    fn = getattr(F, shape.cell, None) if hasattr(F, "rnn") else None
+    if fn is None:
+        raise Unavailable(f"jaxrnn.functional has no {shape.cell} (the functional API is not in this jaxrnn yet)")
+    kw: dict[str, Any] = {"batch_first": True, **extra}
+    accepted = inspect.signature(fn).parameters  # layers and directions come from the keys, unless it asks
+    for name, value in (("num_layers", shape.layers), ("bidirectional", shape.bidirectional)):
+        if name in accepted:
+            kw[name] = value
+    layer_init, _ = _jaxrnn_apply(shape, None)
+
+    def init(x):
+        return torch_keys(layer_init(x))
+
+    def apply(params, x):
+        return fn(params, x, **kw)
 
     return init, apply
 
@@ -181,13 +223,19 @@ def _memory_analysis(compiled) -> int | None:
     return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
 
 
-def _build_jaxrnn(impl: str | None, jit: bool, disable_jit: bool = False):
+def _build_jaxrnn(impl: str | None, jit: bool, disable_jit: bool = False, module=None):
     def build(shape: Shape, work: str, x: np.ndarray, memory: bool = True) -> Prepared:
-        init, apply = _jaxrnn_apply(shape, impl)
+        init, apply = _jaxrnn_apply(shape, impl, module)
         fn, args = _jax_work(init, apply, work, x)
         return _jax_runner(fn, args, work, jit=jit, disable_jit=disable_jit)
 
     return build
+
+
+def _build_functional(shape: Shape, work: str, x: np.ndarray, memory: bool = True) -> Prepared:
+    init, apply = _functional_apply(shape)
+    fn, args = _jax_work(init, apply, work, x)
+    return _jax_runner(fn, args, work, jit=True)
 
 
 def _build_flax(shape: Shape, work: str, x: np.ndarray, memory: bool = True) -> Prepared:
@@ -352,14 +400,40 @@ def _large_cells(section: str, shape: Shape) -> str | None:
     return _large(section, shape) if section == "cells" else None
 
 
-def contenders() -> list[Contender]:
-    """All contenders, the headline first. ``jaxrnn jit`` is the layer as a user calls it."""
+def baseline_name(ref: str) -> str:
+    return f"{HEADLINE} @{ref}"
+
+
+def contenders(baseline=None) -> list[Contender]:
+    """All contenders, the headline first. ``jaxrnn jit`` is the layer as a user calls it.
+
+    ``baseline``: a ``_baseline.Baseline`` (``--baseline REF``): its layers under jit, built exactly as
+    ``jaxrnn jit`` is, right after it."""
+    ab = []
+    if baseline is not None:
+        ab.append(
+            Contender(
+                baseline_name(baseline.ref),
+                "jax",
+                _build_jaxrnn(None, jit=True, module=baseline.module),
+                f"jaxrnn.RNN / LSTM / GRU of {baseline.ref} ({baseline.commit[:10]}), its default impl, under jax.jit",
+            )
+        )
     return [
         Contender(
             "jaxrnn jit",
             "jax",
             _build_jaxrnn(None, jit=True),
             "jaxrnn.RNN / LSTM / GRU (default impl='fused') under jax.jit",
+        ),
+        *ab,
+        Contender(
+            "jaxrnn functional jit",
+            "jax",
+            _build_functional,
+            "jaxrnn.functional.rnn / lstm / gru(params, x, batch_first=True) under jax.jit, torch-keyed params "
+            "(the layer's weights)",
+            _large_cells,
         ),
         Contender(
             "jaxrnn scan jit",

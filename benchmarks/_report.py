@@ -106,6 +106,67 @@ def reference_lines(results: dict) -> list[str]:
     return lines
 
 
+def _ab_ratios(results: dict) -> list[tuple[dict, float]]:
+    return [(c, c["ab_ratio"]) for c in results["cells"] if c.get("ab_ratio") is not None]
+
+
+def _cell_label(cell: dict) -> str:
+    return f"{cell['section']} {cell['work']} {cell['shape']['name']}"
+
+
+def ab_summary(results: dict) -> str:
+    """One line: min / median / max over the cells of the A/B ratio (REF's median / the current median)."""
+    ab = results["ab"]
+    head = f"A/B, {ab['baseline_name']} median / {ab['current_name']} median (> 1: the current code is faster)"
+    ratios = _ab_ratios(results)
+    if not ratios:
+        return f"{head}: no cell has both"
+    lo, hi = min(ratios, key=lambda cr: cr[1]), max(ratios, key=lambda cr: cr[1])
+    med = float(np.median([r for _, r in ratios]))
+    return (
+        f"{head}: min {lo[1]:.3f}x ({_cell_label(lo[0])}), median {med:.3f}x, "
+        f"max {hi[1]:.3f}x ({_cell_label(hi[0])}) over {len(ratios)} cells"
+    )
+
+
+def ab_markdown(results: dict) -> list[str]:
+    """The A/B section (``--baseline``): per cell both medians and their ratio, then the summary line."""
+    ab = results.get("ab")
+    if not ab:
+        return []
+    cur, base = ab["current_name"], ab["baseline_name"]
+    lines = [
+        f"### A/B: {cur} against {base}",
+        "",
+        f"Current: {ab['current']}. Baseline: `{ab['ref']}` = {ab['commit'][:10]}, its `jaxrnn/` imported as "
+        "`jaxrnn_baseline` in the same process, built and jitted the same way, timed in the same alternating "
+        f"rounds. Ratio: {base}'s median / {cur}'s (> 1: the current code is faster; "
+        + (
+            "one round per cell in --quick: noise; `--budget` gives more)."
+            if results.get("settings", {}).get("max_rounds") == 1
+            else "medians over the rounds)."
+        )
+        + (
+            f" Absolute imports rewritten in: {', '.join(ab['rewritten_imports'])}."
+            if ab.get("rewritten_imports")
+            else ""
+        ),
+        "",
+        f"| section | work | shape | {cur} ms | {base} ms | ratio | rounds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in results["cells"]:
+        if "ab_ratio" not in c:
+            continue
+        a, b = _entry(c, cur) or {}, _entry(c, base) or {}
+        lines.append(
+            f"| {c['section']} | {c['work']} | {c['shape']['name']} | {_ms(a.get('median_s'))} | "
+            f"{_ms(b.get('median_s'))} | {_num(c['ab_ratio'], '.3f')} | {len(a.get('samples_s', []))} |"
+        )
+    lines += ["", ab_summary(results) + ".", ""]
+    return lines
+
+
 def _median(cell: dict, name: str) -> float | None:
     e = _entry(cell, name)
     return None if e is None else e.get("median_s")
@@ -137,6 +198,7 @@ def markdown(results: dict) -> str:
         "Cells: median time in ms over rounds that alternate the contenders (speedup over torch eager); "
         "float32, batch first. Train = forward, loss, backward and one Adam step.",
         "",
+        *ab_markdown(results),
     ]
     for section, title in (("grid", "Grid"), ("sweep", "Sequence length sweep"), ("cells", "LSTM and GRU")):
         for work in ("train", "forward"):
@@ -230,7 +292,8 @@ def details_markdown(results: dict) -> str:
                 f"{_num(e.get('compile_s'), '.2f', missing='')} | {_num(e.get('peak_bytes'), '.1f', MiB, '')} | "
                 f"{len(e['samples_s'])} |"
             )
-    return "\n".join(lines) + "\n"
+    ab = ab_markdown(results)
+    return "\n".join(lines) + "\n" + ("\n" + "\n".join(ab) if ab else "")
 
 
 def plots(results: dict, out: Path) -> list[Path]:
@@ -271,9 +334,11 @@ def _speedup_plot(results: dict, section: str, path: Path, names: list[str], col
 
     grid = {w: _cells(results, section, w) for w in ("train", "forward")}
     if any(grid.values()):
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
         cells_all = [c for cells in grid.values() for c in cells]
         others = [n for n in names if n != BASELINE and any(_speedup(c, n) is not None for c in cells_all)]
+        if not others:  # no torch eager in the run (--only): no speedups to draw
+            return None
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
         for ax, (work, cells) in zip(axes, grid.items()):
             width = 0.8 / max(1, len(others))
             for i, n in enumerate(others):
