@@ -1,4 +1,4 @@
-"""``python -m jaxrnn``: the exercises' command line (see ``jaxrnn._cli``)."""
+"""``python -m jaxrnn``: the exercises' command line (see ``jaxrnn.lesson._cli``)."""
 
 import sys
 

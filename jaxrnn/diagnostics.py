@@ -15,42 +15,31 @@ the distance ``T - 1 - t`` from the end (vanishing gradients); with ρ(W_hh) > 1
 (``c(t) = σ(f) c(t-1) + ...``), so their products shrink more slowly.
 
 :func:`gradient_flow` measures ``||dL/dx(t)||`` for every step t of any jaxrnn layer or model,
-:func:`plot_gradient_flow` draws it against the distance from the end, and
-:func:`section5_gradient_flow` / :func:`run_gradflow` compute the lesson's picture: RNN, LSTM and
-GRU at PyTorch's init, and an RNN whose W_hh is rescaled to a spectral radius below and above 1.
-matplotlib is imported only by the plotting functions.
+:func:`norm_ratio` reads how much of it is left ``d`` steps back, :func:`spectral_radius` and
+:func:`with_spectral_radius` measure and set ρ(W_hh), and :func:`plot_gradient_flow` draws the
+norms against the distance from the end (matplotlib, imported only there). The lesson's section-5
+picture built from these lives in ``jaxrnn.lesson.section5``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .functional import _checks
-from .linen._cells import LSTMState
-from .linen._recurrent import GRU, LSTM, RNN, _Recurrent
+from . import _figures
+from .functional import LSTMState, _checks
+from .linen._recurrent import _Recurrent
 
 Array = jax.Array
 
-__all__ = [
-    "GradientFlowRun",
-    "gradient_flow",
-    "norm_ratio",
-    "plot_gradient_flow",
-    "run_gradflow",
-    "section5_gradient_flow",
-    "spectral_radius",
-    "with_spectral_radius",
-]
+__all__ = ["gradient_flow", "norm_ratio", "plot_gradient_flow", "spectral_radius", "with_spectral_radius"]
 
 
 def _time_axis(model: nn.Module, x) -> int:
@@ -172,8 +161,6 @@ def spectral_radius(matrix) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(matrix.astype(np.float64)))))
 
 
-
-
 def with_spectral_radius(variables: Mapping, radius: float) -> dict:
     """A copy of ``variables`` with every square ``weight_hh`` rescaled to spectral radius ``radius``.
 
@@ -222,11 +209,9 @@ def plot_gradient_flow(
     draws a dotted vertical line at that distance; ``styles`` maps a label to matplotlib line
     keywords. Returns the path.
     """
-    from .lesson import _plots
-
     if not isinstance(runs, Mapping) or not runs:
         raise ValueError("plot_gradient_flow: `runs` must be a non-empty mapping label -> norms (time,)")
-    plt = _plots.require_matplotlib()
+    plt = _figures.require_matplotlib()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for label, values in runs.items():
         norms = np.asarray(values, np.float64)
@@ -240,77 +225,7 @@ def plot_gradient_flow(
     ax.set(title=title, xlabel="distance from the end, T - 1 - t (steps)", ylabel="||dL/dx(t)||")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _plots._save(fig, Path(path))
-
-
-class GradientFlowRun(NamedTuple):
-    """One curve of the section-5 picture: its ``label``, the gradient ``norms`` (time,) and the
-    spectral radius of W_hh (NaN for LSTM and GRU, whose W_hh stacks the gates)."""
-
-    label: str
-    norms: np.ndarray
-    spectral_radius: float
-
-
-def _radius_key(radius: float) -> str:
-    return f"rnn_rho{radius:g}".replace(".", "p")
-
-
-def section5_gradient_flow(
-    *,
-    seq_len: int = 100,
-    batch_size: int = 16,
-    input_size: int = 4,
-    hidden_size: int = 32,
-    radii: Sequence[float] = (0.5, 2.0, 3.0),
-    seed: int = 0,
-) -> dict[str, GradientFlowRun]:
-    """The lesson's section-5 picture, computed: :func:`gradient_flow` of untrained layers.
-
-    One float64 input x ~ N(0, 1) of shape (batch_size, seq_len, input_size) (seeded numpy) goes
-    through single-layer batch-first ``RNN`` (tanh), ``LSTM`` and ``GRU`` layers at PyTorch's init
-    (``init(jax.random.key(seed))``), and through the same RNN with W_hh rescaled to each spectral
-    radius of ``radii`` (:func:`with_spectral_radius`); the loss is the sum of the final hidden
-    state. Computed in float64 so that norms of 1e-30 do not underflow.
-
-    Returns:
-      ``{key: GradientFlowRun}`` with keys ``'rnn'``, ``'lstm'``, ``'gru'`` and one
-      ``'rnn_rho<r>'`` per radius (``'rnn_rho0p5'`` for 0.5, ``'rnn_rho2'`` for 2.0, ...).
-
-    What it shows (seed 0, 60 steps, norm 50 steps back over the norm at the last step): about
-    1e-17 for ρ = 0.5 and 1e-13 for PyTorch's init (ρ ≈ 0.6, since U(-1/√H, 1/√H) entries give
-    ρ ≈ 1/√3), 1e-10 for LSTM and GRU (they vanish too at init, three orders of magnitude more
-    slowly per 50 steps than the default RNN; training can open their forget/update gates), and
-    growth for ρ = 2 (about 1e2: tanh saturates, which tames the growth) and ρ = 3 (about 1e5).
-
-    >>> runs = section5_gradient_flow(seq_len=30, batch_size=2, hidden_size=8)
-    >>> sorted(runs), runs["rnn_rho2"].norms.shape
-    (['gru', 'lstm', 'rnn', 'rnn_rho0p5', 'rnn_rho2', 'rnn_rho3'], (30,))
-    """
-    owner = "section5_gradient_flow"
-    for name, value in (("seq_len", seq_len), ("batch_size", batch_size), ("input_size", input_size),
-                        ("hidden_size", hidden_size)):
-        _checks.positive_int(name, value, owner)
-    _checks.non_negative_int("seed", seed, owner)
-    radii = [_checks.positive_number("radius", r, owner) for r in radii]
-    x = np.random.default_rng(seed).standard_normal((batch_size, seq_len, input_size))
-    runs: dict[str, GradientFlowRun] = {}
-    with jax.enable_x64(True):
-        key = jax.random.key(seed)
-        layers = {name: cls(input_size, hidden_size, batch_first=True, param_dtype=jnp.float64)
-                  for name, cls in (("rnn", RNN), ("lstm", LSTM), ("gru", GRU))}
-        for name, layer in layers.items():
-            variables = layer.init(key, x)
-            radius = spectral_radius(variables["params"]["l0"]["weight_hh"]) if name == "rnn" else math.nan
-            label = f"{name.upper()}, torch init" + (f" (ρ(W_hh) = {radius:.2f})" if name == "rnn" else "")
-            runs[name] = GradientFlowRun(label, gradient_flow(layer, variables, x), radius)
-            if name == "rnn":
-                for r in radii:
-                    scaled = with_spectral_radius(variables, r)
-                    runs[_radius_key(r)] = GradientFlowRun(
-                        f"RNN, W_hh rescaled to ρ = {r:g}", gradient_flow(layer, scaled, x), r
-                    )
-    return runs
+    return _figures.save_figure(fig, path)
 
 
 def norm_ratio(norms, distance: int) -> float:
@@ -325,34 +240,3 @@ def norm_ratio(norms, distance: int) -> float:
     if not 0 <= distance < len(norms):
         raise ValueError(f"norm_ratio: `distance` must lie in [0, {len(norms) - 1}], got {distance}")
     return float(norms[-1 - distance] / norms[-1])
-
-
-def run_gradflow(out_dir: str | Path, *, seed: int = 0, quick: bool = False, distance: int = 50) -> dict[str, float]:
-    """Compute :func:`section5_gradient_flow` and write ``out_dir/gradflow.png``.
-
-    Sequences of 100 steps (60 with ``quick``), batch 16, 4 inputs, hidden size 32, radii 0.5, 2 and 3.
-
-    Returns:
-      flat metrics, per curve key (``rnn``, ``lstm``, ``gru``, ``rnn_rho0p5``, ``rnn_rho2``, ``rnn_rho3``):
-      ``gradflow.<key>.norm_d0`` (the norm at the last step), ``gradflow.<key>.norm_d<distance>``
-      and ``gradflow.<key>.ratio_d<distance>`` (their ratio, :func:`norm_ratio`), plus
-      ``gradflow.rnn.spectral_radius`` (of W_hh at PyTorch's init) and ``gradflow.wall_s``.
-    """
-    start = time.perf_counter()
-    seq_len = 60 if quick else 100
-    _checks.integer("distance", distance, "run_gradflow")
-    if not 0 < distance < seq_len:
-        raise ValueError(f"run_gradflow: `distance` must lie in [1, {seq_len - 1}], got {distance}")
-    runs = section5_gradient_flow(seq_len=seq_len, seed=seed)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plot_gradient_flow({r.label: r.norms for r in runs.values()}, out_dir / "gradflow.png", mark=distance,
-                       title=f"Section 5, computed: ||dL/dx(t)|| for L = sum(h(T-1)), T = {seq_len}, untrained")
-    metrics = {}
-    for key, run in runs.items():
-        metrics[f"gradflow.{key}.norm_d0"] = float(run.norms[-1])
-        metrics[f"gradflow.{key}.norm_d{distance}"] = float(run.norms[-1 - distance])
-        metrics[f"gradflow.{key}.ratio_d{distance}"] = norm_ratio(run.norms, distance)
-    metrics["gradflow.rnn.spectral_radius"] = runs["rnn"].spectral_radius
-    metrics["gradflow.wall_s"] = time.perf_counter() - start
-    return metrics

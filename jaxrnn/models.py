@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 
 from .functional import _checks
-from .linen._cells import LSTMState
-from .linen._linear import Embedding, Linear
-from .linen._recurrent import GRU, LSTM, RNN
+from .functional import LSTMState
+from .linen import Embedding, Linear
+from .linen import GRU, LSTM, RNN
 
 Array = jax.Array
 

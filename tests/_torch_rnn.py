@@ -1,5 +1,6 @@
-"""Run torch.nn.RNN the way a PyTorch user would, returning numpy results and gradients; and
-the sweep of jaxrnn.RNN against it (configurations, paths and the comparison)."""
+"""Run torch.nn.RNN the way a PyTorch user would, returning numpy results and gradients; the faces
+a sweep strides across; and the sweep of jaxrnn's RNN against torch.nn.RNN (configurations, paths,
+the comparison)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from _compare import assert_close, assert_trees_close
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import jaxrnn
-from jaxrnn.functional import _fused
 
 
 def torch_rnn(rnn: torch.nn.RNNBase, x, h0=None, lengths=None, out_weight=None, hn_weight=None):
@@ -66,9 +66,25 @@ def state_dict_numpy(module: torch.nn.Module) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------
-# jaxrnn.RNN against torch.nn.RNN: the configurations and the comparison that
-# test_rnn_matches_torch.py (both impls) and test_fused_matches_torch.py (the fused
-# recurrence's other settings) run
+# The faces and how a sweep strides across them
+
+FACES = ("linen", "functional")
+
+
+def face_of(config) -> str:
+    """The face that runs ``config`` in a sweep: chosen by a hash of the configuration, so it is
+    uncorrelated with every option of the product (a stride would tie it to the last option)."""
+    return FACES[zlib.crc32(repr(config).encode()) % 2]
+
+
+def torch_params(module: torch.nn.Module) -> dict[str, jnp.ndarray]:
+    """A torch module's ``state_dict()`` as ``jaxrnn.functional``'s params, as a user writes it."""
+    return {k: jnp.asarray(v.detach().numpy()) for k, v in module.state_dict().items()}
+
+
+# --------------------------------------------------------------------------------------------
+# jaxrnn's RNN (both faces) against torch.nn.RNN: the configurations and the comparison that
+# test_rnn_matches_torch.py runs
 
 T, N, I, H = 7, 4, 3, 5  # time, batch, input and hidden sizes
 LENGTHS = np.array([3, T, 1, 5])  # unsorted, with the extremes 1 and T
@@ -79,10 +95,6 @@ BATCHED = list(itertools.product([1, 2], [False, True], ["tanh", "relu"], [True,
                                  [False, True], [False, True]))
 # (num_layers, bidirectional, nonlinearity, bias, h0 given): x (T, I)
 UNBATCHED = list(itertools.product([1, 2], [False, True], ["tanh", "relu"], [True, False], [False, True]))
-
-# How the recurrence runs: (impl, fuse_directions, unroll). With fuse_directions the test calls
-# jaxrnn._fused.elman_stack (the layer runs a loop per direction); otherwise jaxrnn.RNN(impl=...).
-FUSED, SCAN = ("fused", False, 1), ("scan", False, 1)
 
 
 def config_id(config) -> str:
@@ -96,24 +108,22 @@ def config_id(config) -> str:
 
 
 def path_id(path) -> str:
-    impl, fuse, unroll = path
-    if (fuse, unroll) == (False, 1):
-        return impl
-    return f"{impl}-{'one-loop' if fuse else 'loop-per-direction'}-u{unroll}"
+    face, impl, unroll = path
+    return f"{face}-{impl}" + (f"-u{unroll}" if unroll != 1 else "")
 
 
 @functools.cache
 def _jax_fn(config: tuple, batched: bool, path: tuple, with_h0: bool, with_lengths: bool):
-    """One compiled function per configuration and path: outputs and the gradients of a weighted sum."""
+    """One compiled function per configuration and path (face, impl, unroll): outputs and the
+    gradients of a weighted sum. The functional face takes torch's keys, the linen face its tree."""
     layers, bidi, act, bias = config[:4]
     batch_first = config[4] if batched else False
-    impl, fuse, unroll = path
+    face, impl, unroll = path
 
     def forward(params, x, h0, lengths):
-        if fuse:
-            return _fused.elman_stack(params, x, h0, lengths, num_layers=layers, bidirectional=bidi,
-                                      nonlinearity=act, bias=bias, batch_first=batch_first, unroll=unroll,
-                                      fuse_directions=True)
+        if face == "functional":
+            return jaxrnn.functional.rnn(params, x, h0, nonlinearity=act, batch_first=batch_first, seq_lengths=lengths,
+                                         impl=impl, unroll=unroll)
         layer = jaxrnn.RNN(I, H, layers, nonlinearity=act, bias=bias, batch_first=batch_first, bidirectional=bidi,
                            unroll=unroll, impl=impl)
         return layer.apply({"params": params}, x, h0, seq_lengths=lengths)
@@ -125,10 +135,10 @@ def _jax_fn(config: tuple, batched: bool, path: tuple, with_h0: bool, with_lengt
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
 
 
-def compare_rnn_with_torch(config: tuple, batched: bool, dtype: str, path: tuple = FUSED) -> None:
-    """torch.nn.RNN with ``config`` against jaxrnn's recurrence on ``path``, loaded with the same
-    weights: output, h_n and the gradients of x, h0 and every parameter, within ``TOL[dtype]``.
-    The data are seeded by the configuration alone, so every path sees the same numbers."""
+def compare_rnn_with_torch(config: tuple, batched: bool, dtype: str, path: tuple) -> None:
+    """torch.nn.RNN with ``config`` against jaxrnn on ``path`` = (face, impl, unroll), loaded with
+    the same weights: output, h_n and the gradients of x, h0 and every parameter, within
+    ``TOL[dtype]``. The data are seeded by the configuration alone, so every path sees the same numbers."""
     if batched:
         layers, bidi, act, bias, batch_first, with_h0, with_lengths = config
     else:
@@ -151,8 +161,11 @@ def compare_rnn_with_torch(config: tuple, batched: bool, dtype: str, path: tuple
     hn_w = rng.standard_normal(h0.shape).astype(dtype)
     expected = torch_rnn(rnn_t, x, h0 if with_h0 else None, lengths, out_w, hn_w)
 
-    layer = jaxrnn.RNN(I, H, layers, nonlinearity=act, bias=bias, batch_first=batch_first, bidirectional=bidi)
-    params = jaxrnn.from_torch(rnn_t.state_dict(), layer)["params"]
+    if path[0] == "functional":
+        params = torch_params(rnn_t)
+    else:
+        layer = jaxrnn.RNN(I, H, layers, nonlinearity=act, bias=bias, batch_first=batch_first, bidirectional=bidi)
+        params = jaxrnn.from_torch(rnn_t.state_dict(), layer)["params"]
     fn = _jax_fn(config[:5] if batched else config[:4], batched, path, with_h0, with_lengths)
     (_, (out, h_n)), (g_params, g_x, g_h0) = fn(
         params, x, h0, None if lengths is None else jnp.asarray(lengths), out_w, hn_w
@@ -165,4 +178,5 @@ def compare_rnn_with_torch(config: tuple, batched: bool, dtype: str, path: tuple
         assert_close(g_h0, expected["grad_h0"], dtype, "grad h0")
     else:
         assert not np.any(np.asarray(g_h0)), "h0 that is not passed must get no gradient"
-    assert_trees_close(jaxrnn.to_torch(g_params), expected["grad_params"], dtype, "grad params")
+    grads = g_params if path[0] == "functional" else jaxrnn.to_torch(g_params)
+    assert_trees_close(grads, expected["grad_params"], dtype, "grad params")

@@ -128,3 +128,42 @@ def carry(value, expected, name: str, owner: str):
     if tuple(value.shape) != tuple(expected):
         raise ValueError(f"{owner}: expected {name} of shape {tuple(expected)}, got {tuple(value.shape)}")
     return value
+
+
+def recurrent_call(x, hx, seq_lengths, *, input_size: int, batch_first: bool, carry_shapes, hx_name: str, owner: str):
+    """torch's input checks of a recurrent layer's call, plus pack_padded_sequence's length checks.
+
+    ``carry_shapes(lead)`` gives the expected hx shapes for leading axes ``lead``. Returns hx as a
+    carry of ``carry_shapes``'s type (None stays None).
+    """
+    import jax.numpy as jnp
+
+    floating_array("x", x, owner)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"{owner}: expected x to be 2D (unbatched) or 3D (batched), got {x.ndim}D (x.shape={x.shape})")
+    if x.shape[-1] != input_size:
+        raise ValueError(f"{owner}: `input_size` is {input_size} but x has {x.shape[-1]} features (x.shape={x.shape})")
+    batched = x.ndim == 3
+    time_axis = 1 if (batched and batch_first) else 0
+    steps = x.shape[time_axis]
+    if steps == 0:
+        raise ValueError(f"{owner}: x has no time steps (x.shape={x.shape})")
+    if hx is not None:
+        hx = carry(hx, carry_shapes((x.shape[1 - time_axis],) if batched else ()), hx_name, owner)
+    if seq_lengths is not None:
+        if not batched:
+            raise ValueError(f"{owner}: `seq_lengths` needs batched 3D input, got unbatched x of shape {x.shape}")
+        if not hasattr(seq_lengths, "dtype") or not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+            got = getattr(seq_lengths, "dtype", type(seq_lengths).__name__)
+            raise TypeError(f"{owner}: `seq_lengths` must be an integer array, got {got}")
+        batch = x.shape[1 - time_axis]
+        if seq_lengths.shape != (batch,):
+            raise ValueError(f"{owner}: expected `seq_lengths` of shape ({batch},), got {seq_lengths.shape}")
+        if is_concrete(seq_lengths):
+            lengths = np.asarray(seq_lengths)
+            if lengths.min() < 1 or lengths.max() > steps:
+                raise ValueError(
+                    f"{owner}: `seq_lengths` must lie in [1, {steps}] (the number of time steps), "
+                    f"got min {lengths.min()} and max {lengths.max()}"
+                )
+    return hx

@@ -17,11 +17,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import _compare, _exercises, _report
+from .._figures import require_matplotlib
+from ..interop import _safetensors
+from ..training import CheckpointError, NonFiniteError, _checkpoint, _sharding
+from . import _common, _report, clipping, section5, section9, sentiment, shapes, sine, tagging
 
 # the lesson's exercises, then section 5 (gradient flow) and section 9 (RNN vs LSTM vs GRU), computed
-RUNNERS = {**_exercises.EXERCISES, "gradflow": _compare.gradflow_exercise, "compare": _compare.compare_exercise}
+RUNNERS = {"shapes": shapes.shapes, "sine": sine.sine, "sentiment": sentiment.sentiment, "clipping": clipping.clipping,
+           "tagging": tagging.tagging, "gradflow": section5.gradflow_exercise, "compare": section9.compare_exercise}
 COMMANDS = (*RUNNERS, "all")
+TRAINING = ("sine", "sentiment", "clipping", "tagging")
+"""The exercises that train, and take ``options`` (:class:`jaxrnn.lesson._common.TrainOptions`)."""
 
 
 def _positive_int(text: str) -> int:
@@ -65,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "batch order (default 0)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default runs/latest); for "
                         "export, the safetensors file")
-    parser.add_argument("--framework", choices=_exercises.FRAMEWORKS, default="jax",
+    parser.add_argument("--framework", choices=_common.FRAMEWORKS, default="jax",
                         help="jax (default), torch (the torchref models), or both, side by side on the same data")
     parser.add_argument("--quick", action="store_true",
                         help="small data and few epochs: a smoke test, not the lesson's numbers")
@@ -90,9 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (argument errors exit with status 2; a run that
     cannot go on, at a checkpoint in the way or a non-finite loss, prints why and returns 1)."""
-    from ..training._checkpoint import CheckpointError
-    from ..training._train import NonFiniteError
-
     try:
         return _main(argv)
     except (CheckpointError, NonFiniteError) as err:
@@ -101,10 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                   frameworks: tuple[str, ...]) -> _exercises.TrainOptions:
+                   frameworks: tuple[str, ...]) -> _common.TrainOptions:
     """The checkpoint, device and non-finite flags, checked, as the training exercises' options."""
-    from ..training import _checkpoint, _sharding
-
     if args.checkpoint_dir is None:
         for flag, given in (("--resume", args.resume), ("--checkpoint-every", args.checkpoint_every is not None)):
             if given:
@@ -112,10 +113,6 @@ def _train_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
     else:
         if frameworks == ("torch",):
             parser.error("argument --checkpoint-dir: checkpoints hold the JAX runs; --framework torch trains none")
-        try:
-            _checkpoint.require_orbax()
-        except ImportError as err:
-            parser.error(f"argument --checkpoint-dir: {err}")
         if args.checkpoint_dir.exists() and not args.checkpoint_dir.is_dir():
             parser.error(f"argument --checkpoint-dir: {str(args.checkpoint_dir)!r} exists and is not a directory")
     if args.devices is not None:
@@ -123,17 +120,14 @@ def _train_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
             _sharding.check_devices(args.devices, owner=None)
         except ValueError as err:
             parser.error(f"argument --devices: {err}")
-    return _exercises.TrainOptions(checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every or 1,
-                                   resume=args.resume, devices=args.devices,
-                                   nonfinite="skip" if args.skip_nonfinite else "stop")
+    return _common.TrainOptions(checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every or 1,
+                                resume=args.resume, devices=args.devices,
+                                nonfinite="skip" if args.skip_nonfinite else "stop")
 
 
 def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``jaxrnn export``: the newest checkpoint of one run as a safetensors file with torch's keys."""
     import json
-
-    from ..training import _checkpoint
-    from ..interop._safetensors import save_torch
 
     if args.checkpoint_dir is None:
         parser.error("argument --checkpoint-dir: export needs --checkpoint-dir DIR")
@@ -142,9 +136,9 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.out.is_dir():
         parser.error(f"argument --out: {str(args.out)!r} is a directory; export writes a file")
     try:
-        _checkpoint.require_orbax()
+        _safetensors.require_safetensors()
     except ImportError as err:
-        parser.error(f"argument --checkpoint-dir: {err}")
+        parser.error(f"argument --out: {err}")
     runs = _checkpoint.find_runs(args.checkpoint_dir)
     if not runs:
         parser.error(f"argument --checkpoint-dir: no checkpoint in {str(args.checkpoint_dir)!r}")
@@ -154,9 +148,9 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     variables, meta = _checkpoint.load_checkpoint(runs[0])
     model = meta["run"]["model"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_torch(variables, args.out, metadata={"jaxrnn.model": model["name"],
-                                              "jaxrnn.config": json.dumps(model["config"]),
-                                              "jaxrnn.epoch": str(meta["epoch"]), "jaxrnn.step": str(meta["step"])})
+    _safetensors.save_safetensors(variables, args.out, metadata={
+        "jaxrnn.model": model["name"], "jaxrnn.config": json.dumps(model["config"]),
+        "jaxrnn.epoch": str(meta["epoch"]), "jaxrnn.step": str(meta["step"])})
     print(f"wrote {args.out}: {model['name']} after epoch {meta['epoch']} of {runs[0]}, with torch's keys "
           f"(model.load_state_dict(safetensors.torch.load_file(...)))")
     return 0
@@ -169,16 +163,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return _export(parser, args)
     if args.out is None:
         args.out = Path("runs/latest")
-    frameworks = _exercises.check_framework(args.framework)
+    frameworks = _common.check_framework(args.framework)
     options = _train_options(parser, args, frameworks)
     if "torch" in frameworks:
         try:
-            _exercises.load_torch()
+            _common.import_torch()
         except ImportError as err:
             parser.error(f"argument --framework: {args.framework!r} needs PyTorch, which cannot be imported: {err}")
     try:
-        from ._plots import require_matplotlib
-
         require_matplotlib()
     except ImportError as err:
         parser.error(str(err))
@@ -193,7 +185,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"== {name} ==", flush=True)
         result = RUNNERS[name](
             args.out, framework=args.framework, seed=args.seed, epochs=args.epochs, quick=args.quick,
-            progress=args.progress, **({"options": options} if name in _exercises.TRAINING else {}),
+            progress=args.progress, **({"options": options} if name in TRAINING else {}),
         )
         results.append(result)
         for line in result.summary:

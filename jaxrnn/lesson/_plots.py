@@ -1,8 +1,8 @@
 """The exercises' figures, written as PNG files with matplotlib (the optional extra ``plots``).
 
-matplotlib is imported inside the functions, with the non-interactive Agg backend, so that
-``import jaxrnn`` never needs it. Each function takes plain numpy arrays and lists (one curve per
-framework where both ran) and writes one file.
+matplotlib is imported inside the functions (``jaxrnn._figures``), with the non-interactive Agg
+backend, so that ``import jaxrnn`` never needs it. Each function takes plain numpy arrays and
+lists (one curve per framework where both ran) and writes one file.
 """
 
 from __future__ import annotations
@@ -12,29 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._figures import require_matplotlib, save_figure
+
 # one look per framework, used by every figure: JAX solid, PyTorch dashed
 STYLES = {"jax": dict(color="tab:blue", linestyle="-"), "torch": dict(color="tab:orange", linestyle="--")}
 MARKERS = {"jax": "x", "torch": "+"}
-
-
-def require_matplotlib():
-    """``matplotlib.pyplot`` on the Agg backend, or an ImportError that says how to install it."""
-    try:
-        import matplotlib
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("the exercise figures need matplotlib: pip install 'jaxrnn[plots]'") from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    require_matplotlib().close(fig)
-    return path
 
 
 def curves(
@@ -67,7 +49,7 @@ def curves(
     ax.xaxis.set_major_locator(_integer_locator())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _integer_locator():
@@ -94,7 +76,7 @@ def sine_predictions(path: Path, x: np.ndarray, y: np.ndarray, predictions: Mapp
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("sin")
     fig.suptitle("Exercise 2: next-value predictions on the test set", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def seq_len_sweep(
@@ -131,7 +113,7 @@ def seq_len_sweep(
         right.legend()
     else:
         right.text(0.5, 0.5, "(JAX not run)", transform=right.transAxes, ha="center")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def shapes(path: Path, output: np.ndarray, h_n: np.ndarray, hidden_size: int, num_layers: int) -> Path:
@@ -155,7 +137,7 @@ def shapes(path: Path, output: np.ndarray, h_n: np.ndarray, hidden_size: int, nu
     right.set_yticks(range(len(labels)), labels)
     right.set(xlabel="hidden unit", title=f"h_n[:, 0]: (num_layers * 2 = {2 * num_layers}) x (hidden={hidden_size})")
     fig.suptitle("Exercise 1: bidirectional RNN, batch element 0", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _rect(plt, x, y, w, h, color):
@@ -182,4 +164,4 @@ def tagging(path: Path, tokens: np.ndarray, labels: np.ndarray, predictions: Map
         ax.set(ylabel="label", title=f"test sequence {i} (x-axis: the elements)")
         ax.legend(fontsize=7, loc="upper right", ncol=3)
     fig.suptitle("Exercise 5: predicted vs true labels (element % 3)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from ._exercises import ExerciseResult
+from ._common import ExerciseResult
 
 # the lesson's targets, checked in the report: (metric, comparison, threshold)
 THRESHOLDS = (

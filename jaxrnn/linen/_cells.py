@@ -1,60 +1,32 @@
-"""The cells of ``torch.nn.RNNCell``, ``torch.nn.LSTMCell`` and ``torch.nn.GRUCell``.
+"""The cells of ``torch.nn.RNNCell``, ``torch.nn.LSTMCell`` and ``torch.nn.GRUCell`` as linen modules.
 
-Each cell splits its update in two so that a layer can batch the input half over all time
-steps: ``project(x)`` is the part that depends on the input only (one GEMM for the whole
-sequence) and ``step(carry, xp)`` the recurrent part, ``(carry, x_projected) -> (carry, output)``.
-Calling a cell runs both, as torch's cells do.
+Each cell declares torch's parameters (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``)
+and calls the core (``jaxrnn.functional``): calling a cell is ``functional.*_cell`` on its
+parameters. For the layers' ``impl='scan'`` reference (``flax.linen.scan`` over the cells), a cell
+also runs its step in two halves: ``project(x)``, the part that depends on the input only (one
+GEMM for the whole sequence), and ``step(carry, xp)``, the recurrent part.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, NamedTuple
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..functional import _checks
+from ..functional import _api, _checks, _params, _steps
+from ..functional._params import torch_uniform
+from ..functional._specs import GRU, LSTM, RNN_RELU, RNN_TANH, CellSpec
 
 Array = jax.Array
 
-_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
-
-
-def torch_uniform(bound: float):
-    """PyTorch's recurrent init: every entry drawn from U(-bound, bound)."""
-
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
-
-
-def _add_bias(y: Array, bias: Array) -> Array:
-    """``y + bias`` on the last axis, without implicit rank promotion."""
-    return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + bias.shape)
-
-
-class LSTMState(NamedTuple):
-    """The carry of an LSTM: hidden state h (..., proj_size or hidden_size) and cell state c (..., hidden_size)."""
-
-    h: Array
-    c: Array
+__all__ = ["GRUCell", "LSTMCell", "RNNCell"]
 
 
 class _Cell(nn.Module):
-    """What the three cells share: torch's parameters, the input projection and the call checks.
-
-    Subclasses set ``gates`` (how many H-sized blocks the weights stack) and define ``step``.
-    """
-
-    gates: ClassVar[int] = 1
-    # The step reads xp and W_hh h only through their sum, so b_hh joins the input projection
-    # (and the fused backward pass keeps one array for both: _fused_gated, ``additive``).
-    fold_hh_bias: ClassVar[bool] = True
-    # Whether the fused loops keep the projected input per gate (``_fused_gated.gated(per_gate=)``).
-    fused_per_gate: ClassVar[bool] = False
+    """What the three cells share: torch's parameters, the call, and the two halves of a step."""
 
     def __post_init__(self):
         _checks.positive_int("input_size", self.input_size, type(self).__name__)
@@ -69,59 +41,31 @@ class _Cell(nn.Module):
         return jnp.zeros((1, self.input_size), self.param_dtype)
 
     @property
-    def state_size(self) -> int:
-        """The size of h (proj_size for a projected LSTM, else hidden_size)."""
-        return self.hidden_size
+    def spec(self) -> CellSpec:
+        raise NotImplementedError
+
+    @property
+    def _proj_size(self) -> int:
+        return 0
 
     def setup(self):
         init = torch_uniform(1.0 / math.sqrt(self.hidden_size))
-        rows = self.gates * self.hidden_size
-        self.weight_ih = self.param("weight_ih", init, (rows, self.input_size), self.param_dtype)
-        self.weight_hh = self.param("weight_hh", init, (rows, self.state_size), self.param_dtype)
-        if self.bias:
-            self.bias_ih = self.param("bias_ih", init, (rows,), self.param_dtype)
-            self.bias_hh = self.param("bias_hh", init, (rows,), self.param_dtype)
+        shapes = _params.cell_shapes(self.spec, self.input_size, self.hidden_size, bias=self.bias,
+                                     proj_size=self._proj_size)
+        self.weights = {name: self.param(name, init, shape, self.param_dtype) for name, shape in shapes.items()}
 
     def project(self, x: Array) -> Array:
-        """The input half of the update for any leading shape: ``W_ih x + b_ih`` (+ ``b_hh`` where it
-        can be folded in). A layer calls this once on the whole (time, batch, I) sequence."""
-        (xp,) = self.project_parts(x)
-        if self.bias:
-            xp = _add_bias(xp, self.bias_ih + self.bias_hh if self.fold_hh_bias else self.bias_ih)
-        return xp
+        """The input half for any leading shape, x in the compute dtype: ``W_ih x + b_ih`` (+ ``b_hh``
+        where the update reads only the sum)."""
+        return _steps.input_half(self.spec, self.weights, x, self.precision)
 
-    def project_parts(self, x: Array, parts: int = 1) -> tuple[Array, ...]:
-        """``W_ih x`` without biases, as ``parts`` arrays of the gates' rows, each its own GEMM: the
-        fused path projects a ``fused_per_gate`` cell's gates apart, so that no pass splits the
-        projected sequence (benchmarks/NOTES.md, idea 11)."""
-        x, w = nn.dtypes.promote_dtype(x, self.weight_ih, dtype=self.dtype)
-        return tuple(jnp.matmul(x, w_k.T, precision=self.precision) for w_k in jnp.split(w, parts))
-
-    def _hh(self, h: Array) -> Array:
-        h, w = nn.dtypes.promote_dtype(h, self.weight_hh, dtype=self.dtype)
-        return jnp.matmul(h, w.T, precision=self.precision)
-
-    def zero_carry(self, batch_shape: tuple[int, ...], dtype) -> Any:
-        return jnp.zeros(batch_shape + (self.hidden_size,), dtype)
-
-    def carry_shapes(self, batch_shape: tuple[int, ...]) -> Any:
-        return batch_shape + (self.hidden_size,)
+    def step(self, carry: Any, xp: Array) -> tuple[Any, Array]:
+        """The recurrent half on ``xp = project(x)``: returns ``(carry', h')``."""
+        return _steps.step(self.spec, self.weights, carry, xp, self.precision)
 
     def __call__(self, x: Array, hx: Any = None) -> Any:
-        name = type(self).__name__
-        _checks.floating_array("x", x, name)
-        if x.ndim not in (1, 2):
-            raise ValueError(f"{name}: expected x to be 1D (unbatched) or 2D (batch, input_size), got {x.ndim}D")
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name}: `input_size` is {self.input_size} but x has {x.shape[-1]} features (x.shape={x.shape})"
-            )
-        batch_shape = x.shape[:-1]
-        if hx is None:
-            hx = self.zero_carry(batch_shape, nn.dtypes.canonicalize_dtype(x, dtype=self.dtype))
-        else:
-            hx = _checks.carry(hx, self.carry_shapes(batch_shape), "h", name)
-        return self.step(hx, self.project(x))[0]
+        return _api.cell(self.spec, self.weights, x, hx, owner=type(self).__name__, hx_name="h",
+                         precision=self.precision, dtype=self.dtype)
 
 
 class RNNCell(_Cell):
@@ -166,30 +110,14 @@ class RNNCell(_Cell):
     precision: Any = None
 
     def _check_options(self) -> None:
-        _checks.one_of("nonlinearity", self.nonlinearity, tuple(_ACTIVATIONS), type(self).__name__)
+        _checks.one_of("nonlinearity", self.nonlinearity, ("tanh", "relu"), type(self).__name__)
 
-    def step(self, h: Array, xp: Array) -> tuple[Array, Array]:
-        """The recurrent half: ``h' = act(xp + W_hh h)``; returns ``(h', h')``."""
-        h = _ACTIVATIONS[self.nonlinearity](xp + self._hh(h))
-        return h, h
-
-
-class _GatedCell(_Cell):
-    """A cell whose elementwise step the fused path runs as ``forward_step`` / ``backward_step``
-    (``jaxrnn._fused_gated``)."""
-
-    @staticmethod
-    def forward_step(xp: Array, hh: Array, carry: Any) -> tuple[Any, tuple[Array, ...]]:
-        """The elementwise part of a step: the new carry and what ``backward_step`` reads."""
-        raise NotImplementedError
-
-    @classmethod
-    def update(cls, xp: Array, hh: Array, carry: Any) -> Any:
-        """``forward_step``'s new carry: the step's maths, as the scan path runs it."""
-        return cls.forward_step(xp, hh, carry)[0]
+    @property
+    def spec(self) -> CellSpec:
+        return RNN_TANH if self.nonlinearity == "tanh" else RNN_RELU
 
 
-class LSTMCell(_GatedCell):
+class LSTMCell(_Cell):
     r"""One step of an LSTM, exactly as ``torch.nn.LSTMCell`` (gate order i, f, g, o).
 
     .. math::
@@ -213,8 +141,6 @@ class LSTMCell(_GatedCell):
     ((8, 16), (8, 16))
     """
 
-    gates: ClassVar[int] = 4
-
     input_size: int
     hidden_size: int
     bias: bool = True
@@ -227,65 +153,15 @@ class LSTMCell(_GatedCell):
         _checks.proj_size(self.proj_size, self.hidden_size, type(self).__name__)
 
     @property
-    def state_size(self) -> int:
-        return self.proj_size or self.hidden_size
+    def spec(self) -> CellSpec:
+        return LSTM
 
-    def setup(self):
-        super().setup()
-        if self.proj_size:
-            init = torch_uniform(1.0 / math.sqrt(self.hidden_size))
-            self.weight_hr = self.param("weight_hr", init, (self.proj_size, self.hidden_size), self.param_dtype)
-
-    def zero_carry(self, batch_shape, dtype) -> LSTMState:
-        return LSTMState(
-            jnp.zeros(batch_shape + (self.state_size,), dtype), jnp.zeros(batch_shape + (self.hidden_size,), dtype)
-        )
-
-    def carry_shapes(self, batch_shape) -> LSTMState:
-        return LSTMState(batch_shape + (self.state_size,), batch_shape + (self.hidden_size,))
-
-    @staticmethod
-    def forward_step(xp: Array, hh: Array, carry: LSTMState) -> tuple[LSTMState, tuple[Array, ...]]:
-        """The elementwise part of a step, from ``xp = W_ih x + b_ih + b_hh`` and ``hh = W_hh h``:
-        returns ``LSTMState(σ(o) tanh(c'), c')`` (h before the projection) and the gates' activations
-        ``(σ(i), σ(f), tanh(g), σ(o))``, which ``backward_step`` reads."""
-        gates = xp + hh
-        # σ over all four blocks, then slices: one vectorised pass (XLA's CPU loop runs σ of each
-        # sliced block 1.5x slower); the g block's σ goes unused.
-        i, f, _, o = jnp.split(jax.nn.sigmoid(gates), 4, axis=-1)
-        g = jnp.tanh(jnp.split(gates, 4, axis=-1)[2])
-        c = f * carry.c.astype(i.dtype) + i * g
-        return LSTMState(o * jnp.tanh(c), c), (i, f, g, o)
-
-    @staticmethod
-    def backward_step(saved: tuple[Array, ...], prev: LSTMState, new: LSTMState, d_new: LSTMState):
-        r"""The derivative of ``forward_step`` from its activations, for the fused path's backward loop.
-
-        With :math:`\tau = \tanh(c')` and :math:`\delta c = \bar c' + \bar h' o (1 - \tau^2)`:
-        :math:`\bar a_i = \delta c\, g\, i(1-i)`, :math:`\bar a_f = \delta c\, c\, f(1-f)`,
-        :math:`\bar a_g = \delta c\, i (1-g^2)`, :math:`\bar a_o = \bar h' \tau\, o(1-o)`,
-        :math:`\bar c = \delta c\, f` (a the pre-activations, i, f, g, o the activations).
-        Returns ``(d xp, d hh, d prev)``, d xp and d hh as parts: d xp = (ā,), the pre-activations'
-        cotangent (4H), d hh = (None,) (it is d xp's), and d prev without its path through
-        ``W_hh`` (zero for h), which the loop adds.
-        """
-        i, f, g, o = saved
-        tau = jnp.tanh(new.c)
-        dc = d_new.c + d_new.h * o * (1 - tau * tau)
-        d_i, d_f, d_g = dc * g * i * (1 - i), dc * prev.c * f * (1 - f), dc * i * (1 - g * g)
-        d_gates = jnp.concatenate([d_i, d_f, d_g, d_new.h * tau * o * (1 - o)], axis=-1)
-        return (d_gates,), (None,), LSTMState(jnp.zeros_like(prev.h), dc * f)
-
-    def step(self, carry: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
-        """The recurrent half on ``xp = W_ih x + b_ih + b_hh``; returns ``(LSTMState(h', c'), h')``."""
-        h, c = self.update(xp, self._hh(carry.h), LSTMState(*carry))
-        if self.proj_size:
-            h, w = nn.dtypes.promote_dtype(h, self.weight_hr, dtype=self.dtype)
-            h = jnp.matmul(h, w.T, precision=self.precision)
-        return LSTMState(h, c), h
+    @property
+    def _proj_size(self) -> int:
+        return self.proj_size
 
 
-class GRUCell(_GatedCell):
+class GRUCell(_Cell):
     r"""One step of a GRU, exactly as ``torch.nn.GRUCell`` (gate order r, z, n).
 
     .. math::
@@ -305,10 +181,6 @@ class GRUCell(_GatedCell):
     (8, 16)
     """
 
-    gates: ClassVar[int] = 3
-    fold_hh_bias: ClassVar[bool] = False  # b_hn sits inside r * (W_hn h + b_hn)
-    fused_per_gate: ClassVar[bool] = True  # measured faster for this update (benchmarks/NOTES.md, idea 8)
-
     input_size: int
     hidden_size: int
     bias: bool = True
@@ -316,36 +188,6 @@ class GRUCell(_GatedCell):
     param_dtype: Any = jnp.float32
     precision: Any = None
 
-    @staticmethod
-    def forward_step(xp: Array, hh: Array, h: Array) -> tuple[Array, tuple[Array, ...]]:
-        """The elementwise part of a step, from ``xp = W_ih x + b_ih`` and ``hh = W_hh h + b_hh``: h',
-        and ``(r, z, n, W_hn h + b_hn)``, which ``backward_step`` reads."""
-        hidden = xp.shape[-1] // 3
-        r, z = jnp.split(jax.nn.sigmoid(xp[..., : 2 * hidden] + hh[..., : 2 * hidden]), 2, axis=-1)
-        hn = hh[..., 2 * hidden :]
-        n = jnp.tanh(xp[..., 2 * hidden :] + r * hn)
-        return (1 - z) * n + z * h.astype(n.dtype), (r, z, n, hn)
-
-    @staticmethod
-    def backward_step(saved: tuple[Array, ...], prev: Array, new: Array, d_new: Array):
-        r"""The derivative of ``forward_step`` from its activations, for the fused path's backward loop.
-
-        :math:`\bar a_n = \bar h' (1-z)(1-n^2)`, :math:`\bar a_z = \bar h' (h - n) z(1-z)`,
-        :math:`\bar a_r = \bar a_n (W_{hn} h + b_{hn}) r(1-r)` (a the pre-activations). Returns
-        ``(d xp, d hh, d prev)``, d xp and d hh as per-gate parts: d xp = (ā_r, ā_z, ā_n), d hh =
-        (None, None, ā_n r) (None: d xp's part), and d prev = h̄' z without its path through
-        ``W_hh``, which the loop adds.
-        """
-        r, z, n, hn = saved
-        dn = d_new * (1 - z) * (1 - n * n)
-        dz = d_new * (prev - n) * z * (1 - z)
-        dr = dn * hn * r * (1 - r)
-        return (dr, dz, dn), (None, None, dn * r), d_new * z
-
-    def step(self, h: Array, xp: Array) -> tuple[Array, Array]:
-        """The recurrent half on ``xp = W_ih x + b_ih``; returns ``(h', h')``."""
-        hh = self._hh(h)
-        if self.bias:
-            hh = _add_bias(hh, self.bias_hh)
-        h = self.update(xp, hh, h)
-        return h, h
+    @property
+    def spec(self) -> CellSpec:
+        return GRU

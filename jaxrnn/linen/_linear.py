@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from ..functional import _checks
-from ._cells import torch_uniform
+from ..functional._params import torch_uniform
 
 Array = jax.Array
 

@@ -1,8 +1,11 @@
-"""``torch.nn.RNN``, ``torch.nn.LSTM`` and ``torch.nn.GRU`` as Flax modules.
+"""``torch.nn.RNN``, ``torch.nn.LSTM`` and ``torch.nn.GRU`` as Flax linen modules.
 
-One mechanism serves all three: a cell per layer and direction, each scanned over time with
-``flax.linen.scan``; layers stack, directions concatenate, lengths mask. The three public
-classes differ only in their constructor (torch's, field for field) and their cell.
+Each layer is a shell over the core: it declares torch's parameters (one cell module per layer
+and direction, named ``l{k}`` / ``l{k}_reverse``), hands them to ``jaxrnn.functional``'s layers
+under torch's keys, and lets ``impl`` pick the backend that runs each direction's time loop:
+``'fused'``, the core's engine, or ``'scan'``, the reference: ``flax.linen.scan`` over the cell
+modules. The three public classes differ only in their constructor (torch's, field for field)
+and their cell.
 """
 
 from __future__ import annotations
@@ -13,56 +16,48 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ..functional import _checks, _fused, _fused_gated
-from ._cells import GRUCell, LSTMCell, LSTMState, RNNCell, _Cell
+from ..functional import _checks, _layers, _params, _specs
+from ..functional._specs import CellSpec, LSTMState
+from ._cells import GRUCell, LSTMCell, RNNCell, _Cell
 
 Array = jax.Array
 
 
-def _scan_direction(cell: _Cell, xs: Array, carry: Any, mask: Array | None, reverse: bool, unroll: int):
-    """Run one cell over time-major ``xs`` (T, N, I) from ``carry`` (leaves (N, ·)).
+def _nn_scan(cells: dict[str, _Cell], unroll: int) -> _layers.Backend:
+    """The reference backend: ``flax.linen.scan`` of each direction's cell module over time-major x
+    (T, N, I) from the carry (leaves (N, ·)). With ``seq_lengths``, masked steps leave the carry
+    untouched and output zeros, so the forward direction ends at each sequence's last valid step
+    and the reverse direction (walking T-1..0) starts there, as torch does for packed sequences."""
 
-    Returns ``(ys, carry_n)``: ys (T, N, ·) and the last carry. With ``mask`` (T, N, 1), masked
-    steps leave the carry untouched and output zeros, so the forward direction ends at each
-    sequence's last valid step and the reverse direction (``reverse=True`` walks T-1..0) starts
-    there, as torch does for packed sequences.
-    """
-    xp = cell.project(xs)
-    carry = jax.tree.map(lambda a: a.astype(xp.dtype), carry)
+    def run(spec, w, x, carry0, seq_lengths, *, reverse, axis, name):
+        cell = cells[name]
+        xp = cell.project(x)
+        if seq_lengths is None:
 
-    if mask is None:
+            def body(cell, carry, xp_t):
+                return cell.step(carry, xp_t)
 
-        def body(cell, carry, xp_t):
-            return cell.step(carry, xp_t)
+            inputs: Any = xp
+        else:
 
-        inputs: Any = xp
-    else:
+            def body(cell, carry, inp):
+                xp_t, valid = inp
+                new, y = cell.step(carry, xp_t)
+                carry = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
+                return carry, jnp.where(valid, y, jnp.zeros_like(y))
 
-        def body(cell, carry, inp):
-            xp_t, valid = inp
-            new, y = cell.step(carry, xp_t)
-            carry = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
-            return carry, jnp.where(valid, y, jnp.zeros_like(y))
+            inputs = (xp, (jnp.arange(x.shape[0])[:, None] < seq_lengths[None, :])[:, :, None])
+        scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False}, in_axes=0, out_axes=0,
+                       reverse=reverse, unroll=unroll)
+        carry_n, ys = scan(cell, carry0, inputs)
+        return ys, carry_n
 
-        inputs = (xp, mask)
-
-    scan = nn.scan(
-        body,
-        variable_broadcast="params",
-        split_rngs={"params": False},
-        in_axes=0,
-        out_axes=0,
-        reverse=reverse,
-        unroll=unroll,
-    )
-    carry_n, ys = scan(cell, carry, inputs)
-    return ys, carry_n
+    return _layers.Backend(run, batch_first=False)
 
 
 class _Recurrent(nn.Module):
-    """The machinery shared by RNN, LSTM and GRU. Subclasses declare torch's fields and ``_cell``."""
+    """The shell shared by RNN, LSTM and GRU. Subclasses declare torch's fields, ``_spec`` and ``_cell``."""
 
     def __post_init__(self):
         name = type(self).__name__
@@ -71,7 +66,7 @@ class _Recurrent(nn.Module):
         _checks.positive_int("num_layers", self.num_layers, name)
         _checks.probability("dropout", self.dropout, name)
         _checks.positive_int("unroll", self.unroll, name)
-        _checks.one_of("impl", self.impl, ("fused", "scan"), name)
+        _checks.one_of("impl", self.impl, _layers.IMPLS, name)
         self._check_options()
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
@@ -93,139 +88,35 @@ class _Recurrent(nn.Module):
     def _output_size(self) -> int:
         return self.hidden_size
 
+    @property
+    def _spec(self) -> CellSpec:
+        raise NotImplementedError
+
     def _example_input(self) -> Array:
         return jnp.zeros((1, 1, self.input_size), self.param_dtype)
 
     def _cell(self, input_size: int, name: str) -> _Cell:
         raise NotImplementedError
 
-    def _check_call(self, x, hx, seq_lengths, hx_name: str):
-        """torch's input checks, plus the length checks of pack_padded_sequence. Returns hx as a carry."""
-        name = type(self).__name__
-        _checks.floating_array("x", x, name)
-        if x.ndim not in (2, 3):
-            raise ValueError(
-                f"{name}: expected x to be 2D (unbatched) or 3D (batched), got {x.ndim}D (x.shape={x.shape})"
-            )
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name}: `input_size` is {self.input_size} but x has {x.shape[-1]} features (x.shape={x.shape})"
-            )
-        batched = x.ndim == 3
-        time_axis = 1 if (batched and self.batch_first) else 0
-        steps = x.shape[time_axis]
-        if steps == 0:
-            raise ValueError(f"{name}: x has no time steps (x.shape={x.shape})")
-        if hx is not None:
-            lead = (self.num_layers * self.num_directions,) + ((x.shape[1 - time_axis],) if batched else ())
-            hx = _checks.carry(hx, self._carry_shapes(lead), hx_name, name)
-        if seq_lengths is not None:
-            if not batched:
-                raise ValueError(f"{name}: `seq_lengths` needs batched 3D input, got unbatched x of shape {x.shape}")
-            if not hasattr(seq_lengths, "dtype") or not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
-                got = getattr(seq_lengths, "dtype", type(seq_lengths).__name__)
-                raise TypeError(f"{name}: `seq_lengths` must be an integer array, got {got}")
-            batch = x.shape[1 - time_axis]
-            if seq_lengths.shape != (batch,):
-                raise ValueError(f"{name}: expected `seq_lengths` of shape ({batch},), got {seq_lengths.shape}")
-            if _checks.is_concrete(seq_lengths):
-                lengths = np.asarray(seq_lengths)
-                if lengths.min() < 1 or lengths.max() > steps:
-                    raise ValueError(
-                        f"{name}: `seq_lengths` must lie in [1, {steps}] (the number of time steps), "
-                        f"got min {lengths.min()} and max {lengths.max()}"
-                    )
-        return hx
-
-    def _carry_shapes(self, lead: tuple[int, ...]) -> Any:
-        return lead + (self.hidden_size,)
-
-    @property
-    def _fused(self) -> bool:
-        """Whether the layers run the fused recurrence (``impl='fused'``) rather than nn.scan."""
-        return self.impl == "fused"
-
-    def _layer(
-        self,
-        cells: list[_Cell],
-        x: Array,
-        starts: list,
-        mask: Array | None,
-        seq_lengths: Array | None,
-        batch_first: bool = False,
-    ):
-        """One layer, all its directions: returns (output (T, N, D * ·), final carries).
-
-        x is time-major (T, N, ·), or batch-first (N, T, ·) with ``batch_first`` (only on the
-        fused path, which steps along the time axis where it lies; the output keeps x's layout).
-        """
-        outputs, finals = [], []
-        for direction, (cell, start) in enumerate(zip(cells, starts)):
-            if self._fused:
-                ys, carry_n = self._fused_direction(cell, x, start, seq_lengths, bool(direction), batch_first)
-            else:
-                ys, carry_n = _scan_direction(cell, x, start, mask, bool(direction), self.unroll)
-            outputs.append(ys)
-            finals.append(carry_n)
-        return (outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)), finals
-
-    def _fused_direction(self, cell, x, start, seq_lengths, reverse: bool, batch_first: bool):
-        """One direction of a gated layer on ``_fused_gated``: the cell's projection, then its updates."""
-        return _fused_gated.gated(
-            type(cell),
-            cell.project_parts(x, cell.gates if cell.fused_per_gate else 1),  # the loop adds the biases
-            cell.weight_hh,
-            start,
-            seq_lengths,
-            bias_ih=cell.bias_ih if self.bias else None,
-            bias_hh=cell.bias_hh if self.bias else None,
-            reverse=reverse,
-            precision=self.precision,
-            unroll=self.unroll,
-            batch_first=batch_first,
-        )
-
     def _forward(self, x: Array, hx: Any, seq_lengths: Array | None, deterministic: bool, hx_name: str):
-        hx = self._check_call(x, hx, seq_lengths, hx_name)
-        batched = x.ndim == 3
-        keep_layout = batched and self.batch_first and self._fused  # no transposes
-        if not batched:  # torch: (T, I) -> (T, 1, I); batch_first does not apply
-            x = x[:, None]
-            hx = None if hx is None else jax.tree.map(lambda a: a[:, None], hx)
-        elif self.batch_first and not keep_layout:
-            x = jnp.swapaxes(x, 0, 1)
-        steps, batch = x.shape[1::-1] if keep_layout else x.shape[:2]
-
-        mask = None
-        if seq_lengths is not None:
-            mask = (jnp.arange(steps)[:, None] < seq_lengths[None, :])[:, :, None]
-
-        finals = []
-        layer_input = x
+        cells: dict[str, _Cell] = {}
+        params: dict[str, Array] = {}
         for layer in range(self.num_layers):
-            cells, starts = [], []
+            in_size = self.input_size if layer == 0 else self._output_size * self.num_directions
             for direction in range(self.num_directions):
-                in_size = self.input_size if layer == 0 else self._output_size * self.num_directions
-                cell = self._cell(in_size, f"l{layer}{'_reverse' if direction else ''}")
-                row = layer * self.num_directions + direction
-                if hx is None:
-                    start = cell.zero_carry((batch,), layer_input.dtype)
-                else:
-                    start = jax.tree.map(lambda a: a[row], hx)
-                cells.append(cell)
-                starts.append(start)
-            layer_input, carries = self._layer(cells, layer_input, starts, mask, seq_lengths, keep_layout)
-            finals += carries
-            if self.dropout > 0 and layer < self.num_layers - 1:
-                layer_input = nn.Dropout(rate=self.dropout)(layer_input, deterministic=deterministic)
-
-        output = layer_input
-        state = jax.tree.map(lambda *rows: jnp.stack(rows), *finals)
-        if not batched:
-            return output[:, 0], jax.tree.map(lambda a: a[:, 0], state)
-        if self.batch_first and not keep_layout:
-            output = jnp.swapaxes(output, 0, 1)
-        return output, state
+                name = _params.suffix(layer, direction)
+                cells[name] = cell = self._cell(in_size, name)
+                params |= {f"{key}_{name}": value for key, value in cell.weights.items()}
+        if self.impl == "scan":
+            backend = _nn_scan(cells, self.unroll)
+        else:
+            backend = _layers.backend(self.impl, self.precision, self.unroll)
+        training = not deterministic and self.dropout > 0 and self.num_layers > 1
+        return _layers.forward(
+            self._spec, params, x, hx, owner=type(self).__name__, hx_name=hx_name, backend=backend,
+            batch_first=self.batch_first, seq_lengths=seq_lengths, dropout=self.dropout,
+            dropout_key=self.make_rng("dropout") if training else None, dtype=self.dtype,
+        )
 
 
 _SHARED_DOC = """
@@ -263,14 +154,13 @@ class RNN(_Recurrent):
 
     (``relu`` with ``nonlinearity='relu'``). The constructor is torch's, with its names, order
     and defaults; ``dtype``, ``param_dtype``, ``precision``, ``unroll`` (of the time loop) and
-    ``impl`` are extras. ``impl='fused'`` (the default) runs the recurrence of
-    ``jaxrnn._fused``: a loop of one matmul, add and activation per step, and a hand-written
-    backward pass whose loop carries only dh (the weight gradient is one GEMM over all steps
-    afterwards); with ``batch_first`` it steps along axis 1 in place, without transposing the
-    sequence to time-major and back. ``impl='scan'`` is the reference: ``flax.linen.scan`` over
-    ``RNNCell`` with autodiff. Both compute the same values (the float64 parity suites hold each
-    to torch at 1e-10).
-    The fused path's gradient is a ``jax.custom_vjp``: reverse mode (``jax.grad``, ``jax.vjp``,
+    ``impl`` are extras. The layer computes ``jaxrnn.functional.rnn`` on its parameters:
+    ``impl='fused'`` (the default) runs the core's engine, a loop of one matmul and one fused
+    add and activation per step with a hand-written backward pass that carries only dh (the
+    weight gradient is one GEMM over all steps afterwards), stepping along a batch-first x in
+    place; ``impl='scan'`` is the reference, ``flax.linen.scan`` over ``RNNCell`` with autodiff.
+    Both compute the same values (the float64 parity suites hold each to torch at 1e-10).
+    The engine's gradient is a ``jax.custom_vjp``: reverse mode (``jax.grad``, ``jax.vjp``,
     grad of grad) works, forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) does not;
     use ``impl='scan'`` for those.
     Parameters of layer k live under ``l{k}`` (``l{k}_reverse`` for the backward direction)
@@ -308,26 +198,9 @@ class RNN(_Recurrent):
     def _check_options(self) -> None:
         _checks.one_of("nonlinearity", self.nonlinearity, ("tanh", "relu"), type(self).__name__)
 
-    def _layer(self, cells, x, starts, mask, seq_lengths, batch_first=False):
-        if not self._fused:
-            return super()._layer(cells, x, starts, mask, seq_lengths)
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
-        weights = [{k: getattr(cell, k) for k in names} for cell in cells]
-        if self.dtype is not None:  # the cells' promote_dtype(..., dtype=self.dtype)
-            x = x.astype(self.dtype)
-            weights = [{k: w.astype(self.dtype) for k, w in d.items()} for d in weights]
-        ys, h_n = _fused.elman_layer(
-            weights,
-            x,
-            jnp.stack(starts),
-            seq_lengths,
-            bias=self.bias,
-            nonlinearity=self.nonlinearity,
-            precision=self.precision,
-            unroll=self.unroll,
-            batch_first=batch_first,
-        )
-        return ys, list(h_n)
+    @property
+    def _spec(self) -> CellSpec:
+        return _specs.RNN_TANH if self.nonlinearity == "tanh" else _specs.RNN_RELU
 
     def _cell(self, input_size: int, name: str) -> RNNCell:
         return RNNCell(
@@ -357,12 +230,12 @@ class GRU(_Recurrent):
     Constructor, parameter names (``weight_ih`` (3H, I), ``weight_hh`` (3H, H), ``bias_ih``,
     ``bias_hh`` (3H,) under ``l{k}`` / ``l{k}_reverse``) and init are torch's; the call and
     returns are ``RNN``'s. ``dtype``, ``param_dtype``, ``precision``, ``unroll`` and ``impl``
-    are extras, as for ``RNN``: ``impl='fused'`` (the default) runs ``jaxrnn._fused_gated``
-    (one matmul and ``GRUCell.forward_step`` per step, keeping the gates' activations; a
-    backward loop of ``GRUCell.backward_step`` carrying only dh; dW_hh one GEMM afterwards);
-    ``impl='scan'`` is ``flax.linen.scan`` over ``GRUCell`` with autodiff. Both compute the same
-    values. The fused gradient is a ``jax.custom_vjp``: reverse mode works, grad of grad
-    included; forward mode (``jax.jvp``, ``jax.hessian``) needs ``impl='scan'``.
+    are extras, as for ``RNN``: the layer computes ``jaxrnn.functional.gru``; ``impl='fused'``
+    (the default) runs the core's engine (one matmul and the GRU's elementwise step per step,
+    keeping the gates' activations; a backward loop of the step's written-out derivative
+    carrying only dh; dW_hh one GEMM afterwards); ``impl='scan'`` is ``flax.linen.scan`` over
+    ``GRUCell`` with autodiff. Both compute the same values. Autodiff as for ``RNN``: forward
+    mode (``jax.jvp``, ``jax.hessian``) needs ``impl='scan'``.
 """
         + _SHARED_DOC
         + """
@@ -389,6 +262,10 @@ class GRU(_Recurrent):
     unroll: int = 1
     impl: str = "fused"
 
+    @property
+    def _spec(self) -> CellSpec:
+        return _specs.GRU
+
     def _cell(self, input_size: int, name: str) -> GRUCell:
         return GRUCell(input_size, self.hidden_size, self.bias, self.dtype, self.param_dtype, self.precision, name=name)
 
@@ -407,10 +284,10 @@ class LSTM(_Recurrent):
     (``weight_ih`` (4H, I), ``weight_hh`` (4H, P or H), ``bias_ih``, ``bias_hh`` (4H,),
     ``weight_hr`` (P, H) under ``l{k}`` / ``l{k}_reverse``) and init are torch's.
     ``dtype``, ``param_dtype``, ``precision``, ``unroll`` and ``impl`` are extras, as for
-    ``GRU``: ``impl='fused'`` (the default) runs ``jaxrnn._fused_gated`` with
-    ``LSTMCell.forward_step`` and a backward loop of ``LSTMCell.backward_step`` carrying only
-    (dh, dc); with ``proj_size`` > 0 the projection sits inside the step and the layer runs
-    ``impl='scan'`` (``flax.linen.scan`` over ``LSTMCell``) either way.
+    ``GRU``: the layer computes ``jaxrnn.functional.lstm``; ``impl='fused'`` (the default) runs
+    the core's engine with a backward loop carrying only (dh, dc); with ``proj_size`` > 0 the
+    projection sits inside the step and the layer runs the scan reference either way
+    (``jax.lax.scan`` under ``'fused'``, ``flax.linen.scan`` over ``LSTMCell`` under ``'scan'``).
     Autodiff as for ``GRU``.
 
     Call: ``output, (h_n, c_n) = lstm.apply(variables, x, hx=None, seq_lengths=None, deterministic=True)``
@@ -450,15 +327,12 @@ class LSTM(_Recurrent):
         _checks.proj_size(self.proj_size, self.hidden_size, type(self).__name__)
 
     @property
-    def _fused(self) -> bool:  # the projection h = W_hr h sits inside the step: nn.scan runs it
-        return self.impl == "fused" and not self.proj_size
+    def _spec(self) -> CellSpec:
+        return _specs.LSTM
 
     @property
     def _output_size(self) -> int:
         return self.proj_size or self.hidden_size
-
-    def _carry_shapes(self, lead):
-        return LSTMState(lead + (self._output_size,), lead + (self.hidden_size,))
 
     def _cell(self, input_size: int, name: str) -> LSTMCell:
         return LSTMCell(

@@ -1,115 +1,88 @@
-"""A small text progress bar on stderr (jaxrnn does not depend on tqdm)."""
+"""Progress bars on stderr, drawn by ``rich.progress``.
+
+``progress_bar(total, desc)`` gives the loops one object to advance, ``bar.update(n=1,
+**postfix)`` (the interface ``torchref.train(progress=...)`` calls too). On a terminal rich redraws
+one line in place; anywhere else (a log file, a pipe, pytest's capture) a line is written at the
+first step, at each quarter of the way and at the end, so logs stay short.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-import time
+from collections.abc import Iterator
 from typing import TextIO
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-def _format_seconds(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes:02d}:{secs:02d}"
+from ..functional import _checks
+
+__all__ = ["Bar", "progress_bar"]
+
+_LOG_WIDTH = 200
+"""Columns of a line written to a non-terminal (rich's default there is 80, which would crop the postfix)."""
 
 
-class ProgressBar:
-    """``desc  45%|#########           | 9/20 [00:03<00:04, loss=0.123]``.
+class Bar:
+    """What a loop advances: ``update(n=1, **postfix)`` moves ``n`` steps on and shows the keyword
+    values after the bar (``loss=0.0123``), replacing the earlier values of those names.
+    ``count`` is the number of steps done."""
 
-    On a terminal the line is redrawn in place (at most every ``min_interval`` seconds, and always
-    at the end); on anything else (a log file, a pipe, pytest's capture) a line is written at the
-    first step and at every quarter of the way, so logs stay short. ``update(n, **postfix)``
-    advances by n steps and shows the postfix values; ``close()`` writes the final line. Usable as
-    a context manager.
-
-    >>> import io
-    >>> stream = io.StringIO()
-    >>> with ProgressBar(4, "demo", stream=stream) as bar:
-    ...     for _ in range(4):
-    ...         bar.update(loss=0.5)
-    >>> stream.getvalue().splitlines()[-1].startswith("demo 100%|")
-    True
-    """
-
-    def __init__(
-        self,
-        total: int,
-        desc: str = "",
-        *,
-        stream: TextIO | None = None,
-        enabled: bool = True,
-        width: int = 24,
-        min_interval: float = 0.1,
-    ):
-        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-            raise ValueError(f"ProgressBar: `total` must be a non-negative int, got {total!r}")
-        self.total = total
-        self.desc = desc
-        self.stream = sys.stderr if stream is None else stream
-        self.enabled = enabled
-        self.width = width
-        self.min_interval = min_interval
-        self.count = 0
-        self.postfix: dict[str, object] = {}
-        self._start = time.perf_counter()
-        self._last_draw = -float("inf")
-        self._last_quarter = -1
-        self._closed = False
-        isatty = getattr(self.stream, "isatty", None)
-        self._tty = bool(isatty and isatty())
-
-    def __enter__(self) -> ProgressBar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def line(self) -> str:
-        """The bar as text."""
-        elapsed = time.perf_counter() - self._start
-        frac = self.count / self.total if self.total else 1.0
-        filled = int(round(frac * self.width))
-        bar = "#" * filled + " " * (self.width - filled)
-        remaining = elapsed / self.count * (self.total - self.count) if self.count else 0.0
-        extras = "".join(f", {k}={_format_value(v)}" for k, v in self.postfix.items())
-        head = f"{self.desc} " if self.desc else ""
-        return (
-            f"{head}{frac * 100:3.0f}%|{bar}| {self.count}/{self.total} "
-            f"[{_format_seconds(elapsed)}<{_format_seconds(remaining)}{extras}]"
-        )
+    def __init__(self, total: int, progress: Progress | None = None, task: TaskID | None = None):
+        self.total, self.count = total, 0
+        self._progress, self._task = progress, task
+        self._postfix: dict[str, object] = {}
+        self._logged = -1  # the last quarter written to a non-terminal
+        self._log = progress is not None and not progress.console.is_terminal
 
     def update(self, n: int = 1, **postfix) -> None:
-        """Advance by ``n`` steps; keyword values replace the shown postfix entries of that name."""
         self.count = min(self.count + n, self.total)
-        self.postfix.update(postfix)
-        if not self.enabled:
+        self._postfix.update(postfix)
+        if self._progress is None or self._task is None:
             return
-        now = time.perf_counter()
-        if self._tty:
-            if now - self._last_draw >= self.min_interval or self.count == self.total:
-                self.stream.write("\r" + self.line())
-                self.stream.flush()
-                self._last_draw = now
-        else:
-            quarter = 4 * self.count // self.total if self.total else 4
-            if quarter > self._last_quarter:
-                self.stream.write(self.line() + "\n")
-                self._last_quarter = quarter
-
-    def close(self) -> None:
-        """Draw the final state and end the line."""
-        if self._closed:
-            return
-        self._closed = True
-        if not self.enabled:
-            return
-        if self._tty:
-            self.stream.write("\r" + self.line() + "\n")
-        elif self._last_quarter < 4:
-            self.stream.write(self.line() + "\n")
-        self.stream.flush()
+        shown = ", ".join(f"{k}={_format(v)}" for k, v in self._postfix.items())
+        self._progress.update(self._task, completed=self.count, postfix=shown)
+        if self._log and self.count < self.total and 4 * self.count // self.total > self._logged:
+            self._logged = 4 * self.count // self.total
+            self._progress.console.print(self._progress.get_renderable())  # rich writes the last line itself
 
 
-def _format_value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+@contextlib.contextmanager
+def progress_bar(total: int, desc: str = "", *, enabled: bool = True, stream: TextIO | None = None) -> Iterator[Bar]:
+    """A :class:`Bar` of ``total`` steps labelled ``desc`` on ``stream`` (default stderr), for a
+    ``with`` block; with ``enabled=False`` nothing is written.
+
+    >>> import io
+    >>> log = io.StringIO()
+    >>> with progress_bar(4, "demo", stream=log) as bar:
+    ...     for _ in range(4):
+    ...         bar.update(loss=0.5)
+    >>> last = log.getvalue().splitlines()[-1]
+    >>> last.startswith("demo "), "100%" in last, "4/4" in last, last.endswith("loss=0.5")
+    (True, True, True, True)
+    """
+    total = _checks.non_negative_int("total", total, "progress_bar")
+    if not enabled:
+        yield Bar(total)
+        return
+    console = Console(file=sys.stderr if stream is None else stream)
+    if not console.is_terminal:
+        console.width = _LOG_WIDTH
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=24), TaskProgressColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[postfix]}"))
+    with Progress(*columns, console=console, auto_refresh=console.is_terminal) as progress:
+        yield Bar(total, progress, progress.add_task(desc, total=total, postfix=""))
+
+
+def _format(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

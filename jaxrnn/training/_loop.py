@@ -1,7 +1,7 @@
-"""Training with optax: a jitted step on Adam with torch-exact gradient clipping, minibatches
-in a seeded order, evaluation every epoch, a history and a progress bar; on request, checkpoints
-to resume from (orbax), data-parallel steps over several devices (``jax.sharding``), and a stop
-(or a skipped step) at a non-finite loss or gradient.
+"""The training loop of the lesson, with optax: minibatches in a seeded order, one jitted step
+per batch (Adam with torch-exact gradient clipping), evaluation every epoch, a history and a
+progress bar; on request, checkpoints to resume from (orbax), data-parallel steps over several
+devices (``jax.sharding``), and a stop (or a skipped step) at a non-finite loss or gradient.
 
 The loop is the lesson's PyTorch loop, step for step (``torchref.train`` is its twin):
 zero grads, forward, loss, backward, ``clip_grad_norm_``, ``optimizer.step()``. Given the same
@@ -10,11 +10,10 @@ weights, data and seed, both frameworks take the same steps.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -23,163 +22,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec
 
-from . import _sharding
-from ..functional import _checks
 from .. import data as _data
-from ._progress import ProgressBar
+from ..functional import _checks
+from . import _checkpoint, _sharding
+from ._losses import LOSSES, METRICS, LossFn, resolve
+from ._progress import progress_bar
+from ._step import cached_train_step, jitted_apply
 
-Array = jax.Array
-LossFn = Callable[[Array, Array], Array]
-
-__all__ = [
-    "History",
-    "NonFiniteError",
-    "TrainResult",
-    "accuracy",
-    "clip_grad_norm",
-    "cross_entropy_loss",
-    "evaluate",
-    "global_norm",
-    "make_optimizer",
-    "make_train_step",
-    "mse_loss",
-    "predict",
-    "train",
-]
-
-TORCH_CLIP_EPS = 1e-6
-"""``torch.nn.utils.clip_grad_norm_`` scales by ``max_norm / (total_norm + 1e-6)``."""
-
-
-def mse_loss(pred: Array, target: Array) -> Array:
-    """Mean squared error over every entry, as ``torch.nn.MSELoss()``.
-
-    pred and target must have the same shape up to axes of size 1: the lesson's SinPredictor
-    ``squeeze()``-s a batch of one to a scalar, and the loss of that scalar against a target of
-    shape (1,) is what torch computes. Any other broadcast (torch would warn and broadcast) is
-    refused, since it is almost always a bug: (batch, 1) against (batch,) would give a
-    (batch, batch) matrix of differences.
-
-    >>> import jax.numpy as jnp
-    >>> float(mse_loss(jnp.array([1.0, 2.0]), jnp.array([0.0, 4.0])))
-    2.5
-    """
-    if pred.shape != target.shape:
-        squeezed = tuple(d for d in pred.shape if d != 1), tuple(d for d in target.shape if d != 1)
-        if squeezed[0] != squeezed[1]:
-            raise ValueError(
-                f"mse_loss: `pred` and `target` must have the same shape (up to size-1 axes), "
-                f"got {pred.shape} and {target.shape}"
-            )
-        pred = jnp.reshape(pred, target.shape)
-    return jnp.mean(jnp.square(pred - target.astype(pred.dtype)))
-
-
-def cross_entropy_loss(logits: Array, labels: Array) -> Array:
-    """Mean cross-entropy of integer labels, as ``torch.nn.CrossEntropyLoss()``.
-
-    logits (..., num_classes) and labels (...) with ids in [0, num_classes): the mean over every
-    leading position, so a (batch, seq, C) output is averaged over all batch * seq tokens (torch's
-    loss on the logits reshaped to (batch * seq, C)).
-
-    >>> import jax.numpy as jnp
-    >>> round(float(cross_entropy_loss(jnp.zeros((2, 4)), jnp.array([0, 3]))), 6)  # log(4)
-    1.386294
-    """
-    if logits.shape[:-1] != labels.shape:
-        raise ValueError(
-            f"cross_entropy_loss: `labels` must have the shape of `logits` without its last (class) axis, "
-            f"got logits {logits.shape} and labels {labels.shape}"
-        )
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise TypeError(f"cross_entropy_loss: `labels` must be integer class ids, got dtype {labels.dtype}")
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
-
-
-def accuracy(logits: Array, labels: Array) -> Array:
-    """The fraction of positions where ``argmax(logits, -1) == labels`` (logits (..., C), labels (...)).
-
-    >>> import jax.numpy as jnp
-    >>> float(accuracy(jnp.array([[0.1, 0.9], [0.8, 0.2]]), jnp.array([1, 1])))
-    0.5
-    """
-    if logits.shape[:-1] != labels.shape:
-        raise ValueError(f"accuracy: expected labels of shape {logits.shape[:-1]}, got {labels.shape}")
-    # float64 when x64 is on (k / n exactly, as torch's .sum() / numel), float32 otherwise
-    return jnp.mean(jnp.argmax(logits, axis=-1) == labels, dtype=jax.dtypes.canonicalize_dtype(jnp.float64))
-
-
-_LOSSES: dict[str, LossFn] = {"mse": mse_loss, "cross_entropy": cross_entropy_loss}
-_METRICS: dict[str, LossFn] = {"mse": mse_loss, "accuracy": accuracy}
-
-
-def global_norm(tree) -> Array:
-    """The L2 norm of all leaves together, ``sqrt(sum_leaf sum(leaf**2))``: the value that
-    ``torch.nn.utils.clip_grad_norm_`` returns (its ``total_norm``) for the same gradients.
-
-    >>> import jax.numpy as jnp
-    >>> float(global_norm({"a": jnp.array([3.0]), "b": jnp.array([[4.0]])}))
-    5.0
-    """
-    return optax.tree.norm(tree)
-
-
-def clip_grad_norm(max_norm: float, eps: float = TORCH_CLIP_EPS) -> optax.GradientTransformation:
-    r"""Clip by global norm exactly as ``torch.nn.utils.clip_grad_norm_(params, max_norm)``.
-
-    .. math::
-        g \leftarrow g \cdot \min\left(1, \frac{\text{max\_norm}}{\lVert g \rVert + \epsilon}\right),
-        \quad \epsilon = 10^{-6}
-
-    ``optax.clip_by_global_norm`` computes ``g / ||g|| * max_norm`` (no epsilon) and only above
-    ``max_norm``; the two differ by a relative ``eps / ||g||`` (1e-8 for a norm of 100), which is
-    far above float64 rounding, so parity with torch needs torch's formula. With ``eps=0.0`` this
-    is optax's result up to rounding.
-
-    >>> import jax.numpy as jnp
-    >>> clip = clip_grad_norm(1.0)
-    >>> g = {"w": jnp.array([3.0, 4.0])}
-    >>> clipped, _ = clip.update(g, clip.init(g))
-    >>> round(float(global_norm(clipped)), 6)
-    1.0
-    """
-    max_norm = _checks.positive_number("max_norm", max_norm, "clip_grad_norm")
-    eps = _checks.non_negative_number("eps", eps, "clip_grad_norm")
-
-    def update(updates, state, params=None):
-        del params
-        norm = global_norm(updates)
-        coef = jnp.minimum(max_norm / (norm + eps), 1.0)
-        return jax.tree.map(lambda g: g * coef.astype(g.dtype), updates), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
-
-
-def make_optimizer(
-    learning_rate: float, clip_norm: float | None = None, optimizer: str = "adam"
-) -> optax.GradientTransformation:
-    """``torch.optim.Adam(lr=learning_rate)`` (or ``torch.optim.SGD``) preceded, when ``clip_norm``
-    is given, by ``clip_grad_norm_(max_norm=clip_norm)``:
-    ``optax.chain(clip_grad_norm(clip_norm), optax.adam(learning_rate))``.
-
-    Args:
-      learning_rate: the step size.
-      clip_norm: the ``max_norm`` of the clipping, or None for no clipping.
-      optimizer: ``'adam'``, with torch's defaults (betas (0.9, 0.999), eps 1e-8, which are
-        optax's), or ``'sgd'``, plain gradient descent ``p <- p - lr * g`` (torch's SGD without
-        momentum).
-    """
-    learning_rate = _checks.positive_number("learning_rate", learning_rate, "make_optimizer")
-    _checks.one_of("optimizer", optimizer, ("adam", "sgd"), "make_optimizer")
-    if optimizer == "adam":
-        base = optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
-    else:
-        base = optax.sgd(learning_rate)
-    if clip_norm is None:
-        return base
-    return optax.chain(clip_grad_norm(_checks.positive_number("clip_norm", clip_norm, "make_optimizer")), base)
+__all__ = ["History", "NonFiniteError", "TrainResult", "evaluate", "predict", "train"]
 
 
 @dataclass
@@ -230,41 +81,9 @@ class NonFiniteError(FloatingPointError):
         self.epoch, self.step, self.result, self.checkpoint = epoch, step, result, checkpoint
 
 
-def make_train_step(
-    model: nn.Module,
-    loss: str | LossFn,
-    optimizer: optax.GradientTransformation,
-    metric: str | LossFn | None = None,
-):
-    """A jitted ``step(variables, opt_state, x, y) -> (variables, opt_state, stats)``.
-
-    One step of the lesson's loop: forward ``model.apply(variables, x)``, the loss against y, its
-    gradient with respect to ``variables['params']``, the optimizer update. ``stats`` holds scalars:
-    ``loss``, ``grad_norm`` (the global norm before clipping, what ``clip_grad_norm_`` returns) and
-    ``metric`` (NaN without a metric), all for the batch before the update.
-    """
-    loss_fn = _resolve("loss", loss, _LOSSES)
-    metric_fn = None if metric is None else _resolve("metric", metric, _METRICS)
-
-    def step(variables, opt_state, x, y):
-        def objective(params):
-            pred = model.apply({**variables, "params": params}, x)
-            return loss_fn(pred, y), pred
-
-        (value, pred), grads = jax.value_and_grad(objective, has_aux=True)(variables["params"])
-        norm = global_norm(grads)
-        updates, opt_state = optimizer.update(grads, opt_state, variables["params"])
-        params = optax.apply_updates(variables["params"], updates)
-        batch_metric = metric_fn(pred, y) if metric_fn is not None else jnp.full((), jnp.nan)
-        stats = {"loss": value, "grad_norm": norm, "metric": batch_metric}
-        return {**variables, "params": params}, opt_state, stats
-
-    return jax.jit(step)
-
-
 def predict(model: nn.Module, variables: Mapping, inputs) -> np.ndarray:
     """``model.apply(variables, inputs)`` under jit, as a numpy array."""
-    return np.asarray(_jitted_apply(model)(dict(variables), jnp.asarray(inputs)))
+    return np.asarray(jitted_apply(model)(dict(variables), jnp.asarray(inputs)))
 
 
 def evaluate(
@@ -272,9 +91,9 @@ def evaluate(
 ) -> dict[str, float]:
     """The loss (and metric) of the model on a whole data set, in one batch:
     ``{'loss': float, 'metric': float}`` (``metric`` is NaN without one)."""
-    loss_fn = _resolve("loss", loss, _LOSSES)
-    metric_fn = None if metric is None else _resolve("metric", metric, _METRICS)
-    pred = _jitted_apply(model)(dict(variables), jnp.asarray(inputs))
+    loss_fn = resolve("loss", loss, LOSSES)
+    metric_fn = None if metric is None else resolve("metric", metric, METRICS)
+    pred = jitted_apply(model)(dict(variables), jnp.asarray(inputs))
     targets = jnp.asarray(targets)
     return {
         "loss": float(loss_fn(pred, targets)),
@@ -333,7 +152,6 @@ def train(
         ``checkpoint_every`` epochs and after the last one, with a description of the run (the
         model's class and fields, the parameter shapes, the training settings, a hash of the data).
         The two newest checkpoints are kept; a save interrupted half way never replaces one.
-        Needs ``orbax-checkpoint`` (``pip install 'jaxrnn[checkpoint]'``).
       checkpoint_every: save every this many epochs (and after the last).
       resume: continue from the newest checkpoint in ``checkpoint_dir`` up to ``epochs`` in total;
         the result is the one of an uninterrupted run, bit for bit on the same device. With no
@@ -357,7 +175,7 @@ def train(
 
     Raises:
       NonFiniteError: with ``nonfinite='stop'``, at a non-finite loss or gradient.
-      jaxrnn._checkpoint.CheckpointError: (a ValueError) when ``checkpoint_dir`` holds checkpoints
+      jaxrnn.CheckpointError: (a ValueError) when ``checkpoint_dir`` holds checkpoints
         and ``resume`` is False, or the checkpoint is for another run, ahead of ``epochs`` or unreadable.
 
     >>> import jax, numpy as np
@@ -385,8 +203,8 @@ def train(
     epochs = _checks.positive_int("epochs", epochs, owner)
     batch_size = _checks.positive_int("batch_size", batch_size, owner)
     seed = _checks.non_negative_int("seed", seed, owner)
-    loss_fn = _resolve("loss", loss, _LOSSES)
-    metric_fn = None if metric is None else _resolve("metric", metric, _METRICS)
+    loss_fn = resolve("loss", loss, LOSSES)
+    metric_fn = None if metric is None else resolve("metric", metric, METRICS)
     checkpoint_every = _checks.positive_int("checkpoint_every", checkpoint_every, owner)
     if not isinstance(resume, bool):
         raise TypeError(f"{owner}: `resume` must be a bool, got {resume!r} ({type(resume).__name__})")
@@ -394,7 +212,7 @@ def train(
         raise ValueError(f"{owner}: `resume=True` needs a `checkpoint_dir` to resume from, got None")
     n_devices = 1 if devices is None else _sharding.check_devices(devices, owner)
     _checks.one_of("nonfinite", nonfinite, ("stop", "skip"), owner)
-    tx, step = _cached_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer, nonfinite, n_devices)
+    tx, step = cached_train_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer, nonfinite, n_devices)
 
     current: dict = dict(variables)  # the variables as training goes
     opt_state = tx.init(current["params"])
@@ -404,8 +222,6 @@ def train(
     start_epoch, global_step = 0, 0
     checkpointer, last_checkpoint = None, None
     if checkpoint_dir is not None:
-        from . import _checkpoint
-
         run = {
             "model": _checkpoint.describe_model(model),
             "variables": _checkpoint.describe_arrays(current),
@@ -442,12 +258,12 @@ def train(
     if mesh is not None:
         current, opt_state, not_halted = _sharding.replicate((current, opt_state, np.asarray(False)), mesh)
     steps_per_epoch = math.ceil(n / batch_size)
-    with ProgressBar((epochs - start_epoch) * steps_per_epoch, desc, enabled=progress) as bar:
+    with progress_bar((epochs - start_epoch) * steps_per_epoch, desc, enabled=progress) as bar:
         for epoch in range(start_epoch, epochs):
             stats, sizes, halted = [], [], not_halted
             for idx in _data.epoch_batches(n, batch_size, rng):
                 xb, yb = x[idx], y[idx]
-                mask: np.ndarray | Array | None = None
+                mask: np.ndarray | jax.Array | None = None
                 if mesh is not None:
                     (xb, yb), mask = _sharding.pad_batch([xb, yb], mesh.size)
                     xb, yb, *rest = _sharding.shard_batch([xb, yb] + ([] if mask is None else [mask]), mesh)
@@ -502,16 +318,10 @@ def train(
                     shown[f"test_{history.metric}"] = result["metric"]
             bar.update(0, **shown)
             if checkpointer is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
-                from ._checkpoint import TrainState
-
-                last_checkpoint = str(checkpointer.save(TrainState(
+                last_checkpoint = str(checkpointer.save(_checkpoint.TrainState(
                     current, _inner_state(opt_state, nonfinite), epoch + 1, global_step, dict(rng.bit_generator.state),
                     history.to_dict(), _skip_counters(opt_state, nonfinite))))
     return TrainResult(current, history)
-
-
-_NEVER = int(np.iinfo(np.int32).max)
-"""``apply_if_finite``'s ``max_consecutive_errors`` for nonfinite='skip': never apply a non-finite update."""
 
 
 def _inner_state(opt_state, nonfinite: str):
@@ -541,88 +351,10 @@ def _outer_state(inner, nonfinite: str, counters: dict | None):
     )
 
 
-def _all_finite(tree) -> Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
-
-
-def _masked_mean(fn: LossFn, pred: Array, y: Array, mask: Array) -> Array:
-    """The mean of ``fn`` over the examples where ``mask`` is True: ``fn`` on each example alone,
-    then averaged (equal to ``fn`` on the real examples when ``fn`` is a mean over examples)."""
-    per_example = jax.vmap(lambda p, t: fn(p[None], t[None]))(pred, y)
-    return jnp.sum(jnp.where(mask, per_example, 0)) / jnp.sum(mask).astype(per_example.dtype)
-
-
-def _train_step(model: nn.Module, loss_fn: LossFn, metric_fn: LossFn | None, tx: optax.GradientTransformation,
-                *, guard: bool, mesh=None):
-    """The jitted ``step(variables, opt_state, halted, x, y, mask) -> (variables, opt_state, halted, stats)``
-    of :func:`train`: :func:`make_train_step`'s step, plus
-
-    - ``stats['finite']``: whether the loss and every gradient entry are finite;
-    - ``guard``: a non-finite step, and every step after it while ``halted``, leaves the variables
-      and the optimizer state as they were (``halted`` turns True);
-    - ``mask`` (bool (batch,) or None): the loss and metric are means over the masked-in examples;
-    - ``mesh``: outputs replicated over the mesh (inputs come sharded).
-    """
-
-    def step(variables, opt_state, halted, x, y, mask):
-        def objective(params):
-            pred = model.apply({**variables, "params": params}, x)
-            value = loss_fn(pred, y) if mask is None else _masked_mean(loss_fn, pred, y, mask)
-            return value, pred
-
-        (value, pred), grads = jax.value_and_grad(objective, has_aux=True)(variables["params"])
-        norm = global_norm(grads)
-        updates, new_opt_state = tx.update(grads, opt_state, variables["params"])
-        new_variables = {**variables, "params": optax.apply_updates(variables["params"], updates)}
-        if metric_fn is None:
-            batch_metric = jnp.full((), jnp.nan)
-        else:
-            batch_metric = metric_fn(pred, y) if mask is None else _masked_mean(metric_fn, pred, y, mask)
-        finite = jnp.isfinite(value) & _all_finite(grads)
-        if guard:
-            take = finite & ~halted
-            new_variables = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_variables, variables)
-            new_opt_state = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_opt_state, opt_state)
-            halted = halted | ~finite
-        stats = {"loss": value, "grad_norm": norm, "metric": batch_metric, "finite": finite}
-        return new_variables, new_opt_state, halted, stats
-
-    if mesh is None:
-        return jax.jit(step)
-    return jax.jit(step, out_shardings=NamedSharding(mesh, PartitionSpec()))
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer, nonfinite="stop", devices=1):
-    """The optimizer and its jitted step, shared by train() calls with the same configuration
-    (Flax modules compare and hash by their fields), so repeated runs compile once."""
-    tx = make_optimizer(learning_rate, clip_norm, optimizer)
-    if nonfinite == "skip":
-        tx = optax.apply_if_finite(tx, max_consecutive_errors=_NEVER)
-    mesh = _sharding.make_mesh(devices) if devices > 1 else None
-    return tx, _train_step(model, loss_fn, metric_fn, tx, guard=nonfinite == "stop", mesh=mesh)
-
-
-@functools.lru_cache(maxsize=64)
-def _jitted_apply(model: nn.Module) -> Callable:
-    """One jitted ``model.apply`` per module configuration."""
-    return jax.jit(model.apply)
-
-
 def _name(fn) -> str | None:
     if fn is None:
         return None
     return fn if isinstance(fn, str) else getattr(fn, "__name__", "metric")
-
-
-def _resolve(name: str, value, table: dict[str, LossFn]) -> LossFn:
-    if isinstance(value, str):
-        if value not in table:
-            raise ValueError(f"`{name}` must be one of {sorted(table)} or a function, got {value!r}")
-        return table[value]
-    if not callable(value):
-        raise TypeError(f"`{name}` must be one of {sorted(table)} or a function, got {type(value).__name__}")
-    return value
 
 
 def _check_pair(name: str, pair, owner: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""jaxrnn.diagnostics: gradient_flow against torch autograd and closed forms; the section-5 physics."""
+"""jaxrnn.diagnostics: gradient_flow against torch autograd and closed forms; the section-5 physics
+(jaxrnn.lesson.section5, built on it)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import jaxrnn
 import jaxrnn.models
 import torchref.models
 from jaxrnn import diagnostics
+from jaxrnn.lesson.section5 import run_gradflow, section5_gradient_flow
 
 rng = np.random.default_rng(0)
 
@@ -138,7 +140,7 @@ def test_spectral_radius_and_rescaling():
 
 @pytest.fixture(scope="module")
 def section5():
-    return diagnostics.section5_gradient_flow(seq_len=60, seed=0)
+    return section5_gradient_flow(seq_len=60, seed=0)
 
 
 def test_small_spectral_radius_vanishes(section5):
@@ -187,7 +189,7 @@ def test_gated_cells_decay_slower_than_small_radius_rnn(section5):
 
 
 def test_run_gradflow_writes_figure_and_metrics(tmp_path):
-    metrics = diagnostics.run_gradflow(tmp_path, quick=True)
+    metrics = run_gradflow(tmp_path, quick=True)
     assert (tmp_path / "gradflow.png").stat().st_size > 10_000
     assert all(math.isfinite(v) for v in metrics.values())
     assert metrics["gradflow.rnn_rho0p5.ratio_d50"] < 1e-10 < 1e4 < metrics["gradflow.rnn_rho3.ratio_d50"]
@@ -240,4 +242,4 @@ def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="`runs` must be a non-empty mapping"):
         diagnostics.plot_gradient_flow({}, "unused.png")
     with pytest.raises(ValueError, match="`seq_len` must be a positive int, got 0"):
-        diagnostics.section5_gradient_flow(seq_len=0)
+        section5_gradient_flow(seq_len=0)

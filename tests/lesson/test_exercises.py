@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jaxrnn.lesson import _exercises
+from jaxrnn.lesson import clipping, sentiment, shapes, sine, tagging
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -24,8 +24,8 @@ def _falls(history, factor):
 
 
 def test_shapes_match_the_formulas_and_torch(tmp_path):
-    result = _exercises.shapes(tmp_path, framework="both")
-    for label, cfg, (batch, seq, _) in _exercises.SHAPE_CONFIGS:
+    result = shapes.shapes(tmp_path, framework="both")
+    for label, cfg, (batch, seq, _) in shapes.SHAPE_CONFIGS:
         d = 2 if cfg.get("bidirectional") else 1
         layers, hidden = cfg.get("num_layers", 1), cfg["hidden_size"]
         for fw in ("jax", "torch"):
@@ -38,7 +38,7 @@ def test_shapes_match_the_formulas_and_torch(tmp_path):
 
 
 def test_sine_learns(tmp_path):
-    result = _exercises.sine(tmp_path, quick=True, progress=False)
+    result = sine.sine(tmp_path, quick=True, progress=False)
     s = result.settings
     history = result.histories[f"jax seq_len {s['seq_len']}"]
     assert len(history["loss"]) == s["epochs"]
@@ -53,7 +53,7 @@ def test_sine_learns(tmp_path):
 
 
 def test_sentiment_learns_in_both_frameworks(tmp_path):
-    result = _exercises.sentiment(tmp_path, framework="both", quick=True, progress=False)
+    result = sentiment.sentiment(tmp_path, framework="both", quick=True, progress=False)
     for fw in ("jax", "torch"):
         assert result.metrics[f"{fw}.sentiment.test_accuracy"] >= 0.75  # chance: 0.5
         assert _falls(result.histories[fw], 0.5)
@@ -65,7 +65,7 @@ def test_sentiment_learns_in_both_frameworks(tmp_path):
 
 
 def test_clipping_bounds_every_step(tmp_path):
-    result = _exercises.clipping(tmp_path, quick=True, progress=False)
+    result = clipping.clipping(tmp_path, quick=True, progress=False)
     m, s = result.metrics, result.settings
     assert m["clipping.grad_norm_before"] > 1e3  # exploding at N(0, 2^2) weights
     np.testing.assert_allclose(m["clipping.grad_norm_after"], s["max_norm"], rtol=1e-6)
@@ -84,7 +84,7 @@ def test_clipping_bounds_every_step(tmp_path):
 
 
 def test_tagging_learns(tmp_path):
-    result = _exercises.tagging(tmp_path, quick=True, progress=False)
+    result = tagging.tagging(tmp_path, quick=True, progress=False)
     assert result.metrics["tagging.token_accuracy"] >= 0.9  # chance: 1/3
     assert _falls(result.histories["jax"], 0.3)
     _check_figures(result, tmp_path)
@@ -100,7 +100,7 @@ def test_tagging_learns(tmp_path):
 )
 def test_exercises_reject_bad_options(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        _exercises.tagging(tmp_path, **kwargs)
+        tagging.tagging(tmp_path, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -112,4 +112,4 @@ def test_exercises_reject_bad_options(tmp_path, kwargs, message):
 )
 def test_exercises_reject_options_of_the_wrong_type(tmp_path, kwargs, message):
     with pytest.raises(TypeError, match=message):
-        _exercises.tagging(tmp_path, **kwargs)
+        tagging.tagging(tmp_path, **kwargs)

@@ -1,7 +1,9 @@
-"""jaxrnn.RNNCell against torch.nn.RNNCell: one step, batched and unbatched, with and without h."""
+"""jaxrnn's cells against torch.nn.RNNCell / LSTMCell / GRUCell: one step, batched and unbatched, with and
+without h, through both faces (``jaxrnn.RNNCell``, ... and ``jaxrnn.functional.rnn_cell``, ...)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -10,14 +12,16 @@ import numpy as np
 import pytest
 import torch
 from _compare import assert_close
+from _torch_rnn import FACES, torch_params
 
 import jaxrnn
 
 
+@pytest.mark.parametrize("face", FACES)
 @pytest.mark.parametrize(
     "act, bias, batched, with_h", list(itertools.product(["tanh", "relu"], [True, False], [True, False], [True, False]))
 )
-def test_cell_step_and_grads_match_torch(act, bias, batched, with_h):
+def test_cell_step_and_grads_match_torch(act, bias, batched, with_h, face):
     rng = np.random.default_rng(7)
     torch.manual_seed(7)
     cell_t = torch.nn.RNNCell(3, 6, bias=bias, nonlinearity=act).double()
@@ -30,19 +34,30 @@ def test_cell_step_and_grads_match_torch(act, bias, batched, with_h):
     (out_t * torch.tensor(w)).sum().backward()
 
     cell = jaxrnn.RNNCell(3, 6, bias=bias, nonlinearity=act)
-    variables = jaxrnn.from_torch(cell_t.state_dict(), cell)
+    if face == "functional":
+        params = torch_params(cell_t)
+        step = functools.partial(jaxrnn.functional.rnn_cell, nonlinearity=act)
+    else:
+        params = jaxrnn.from_torch(cell_t.state_dict(), cell)["params"]
+        step = functools.partial(_apply, cell)
 
     def loss(params, x, h):
-        out = cell.apply({"params": params}, x, h if with_h else None)
+        out = step(params, x, h if with_h else None)
         return jnp.sum(out * w), out
 
-    (_, out), (g_p, g_x, g_h) = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(variables["params"], x, h)
+    (_, out), (g_p, g_x, g_h) = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(params, x, h)
     assert_close(out, out_t.detach().numpy(), what="h'")
     assert_close(g_x, x_t.grad.numpy(), what="grad x")
     if with_h:
         assert_close(g_h, h_t.grad.numpy(), what="grad h")
-    for key, value in jaxrnn.to_torch(g_p).items():
+    grads = g_p if face == "functional" else jaxrnn.to_torch(g_p)
+    assert sorted(grads) == sorted(dict(cell_t.named_parameters()))
+    for key, value in grads.items():
         assert_close(value, dict(cell_t.named_parameters())[key].grad.numpy(), what=key)
+
+
+def _apply(cell, params, x, hx):
+    return cell.apply({"params": params}, x, hx)
 
 
 def test_cell_init_is_torch_uniform():
@@ -57,10 +72,11 @@ def test_cell_init_is_torch_uniform():
     np.testing.assert_allclose(values.std(), bound / np.sqrt(3), rtol=0.05)
 
 
+@pytest.mark.parametrize("face", FACES)
 @pytest.mark.parametrize(
     "kind, bias, batched, with_h", list(itertools.product(["lstm", "gru"], [True, False], [True, False], [True, False]))
 )
-def test_lstm_gru_cell_step_and_grads_match_torch(kind, bias, batched, with_h):
+def test_lstm_gru_cell_step_and_grads_match_torch(kind, bias, batched, with_h, face):
     rng = np.random.default_rng(11)
     torch.manual_seed(11)
     lead = (4,) if batched else ()
@@ -80,13 +96,17 @@ def test_lstm_gru_cell_step_and_grads_match_torch(kind, bias, batched, with_h):
     out_t = out_t if kind == "lstm" else (out_t,)
     sum((o * torch.tensor(w)).sum() for o, w in zip(out_t, jax.tree.leaves(weights))).backward()
 
-    variables = jaxrnn.from_torch(cell_t.state_dict(), cell)
+    if face == "functional":
+        params, step = torch_params(cell_t), getattr(jaxrnn.functional, f"{kind}_cell")
+    else:
+        params = jaxrnn.from_torch(cell_t.state_dict(), cell)["params"]
+        step = functools.partial(_apply, cell)
 
     def loss(params, x, hx):
-        out = cell.apply({"params": params}, x, hx if with_h else None)
+        out = step(params, x, hx if with_h else None)
         return sum(jnp.sum(o * w) for o, w in zip(jax.tree.leaves(out), jax.tree.leaves(weights))), out
 
-    (_, out), (g_p, g_x, g_h) = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(variables["params"], x, hx)
+    (_, out), (g_p, g_x, g_h) = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(params, x, hx)
     if kind == "lstm":
         assert isinstance(out, jaxrnn.LSTMState)
     for got, want in zip(jax.tree.leaves(out), out_t):
@@ -95,5 +115,7 @@ def test_lstm_gru_cell_step_and_grads_match_torch(kind, bias, batched, with_h):
     if with_h:
         for got, want in zip(jax.tree.leaves(g_h), jax.tree.leaves(hx_t)):
             assert_close(got, want.grad.numpy(), what="grad hx")
-    for key, value in jaxrnn.to_torch(g_p).items():
+    grads = g_p if face == "functional" else jaxrnn.to_torch(g_p)
+    assert sorted(grads) == sorted(dict(cell_t.named_parameters()))
+    for key, value in grads.items():
         assert_close(value, dict(cell_t.named_parameters())[key].grad.numpy(), what=key)

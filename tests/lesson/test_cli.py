@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from jaxrnn.lesson import _cli, _exercises
+from jaxrnn.lesson import _cli, _common
 
 PNG = b"\x89PNG\r\n\x1a\n"
 REQUIRED = ("sine.test_mse", "sentiment.test_accuracy", "tagging.token_accuracy",
@@ -83,7 +83,7 @@ def test_missing_torch_is_a_clear_error(monkeypatch, capsys):
     def no_torch():
         raise ImportError("No module named 'torch'")
 
-    monkeypatch.setattr(_exercises, "load_torch", no_torch)
+    monkeypatch.setattr(_common, "import_torch", no_torch)
     with pytest.raises(SystemExit) as exit_info:
         _cli.main(["sine", "--framework", "both"])
     assert exit_info.value.code == 2

@@ -100,7 +100,7 @@ def test_pad_batch_pads_with_the_last_example_and_masks_it():
 
 def test_masked_mean_is_the_mean_over_the_real_examples():
     """The padded loss equals the loss of the real rows alone (mse and cross-entropy over tokens)."""
-    from jaxrnn.training._train import _masked_mean
+    from jaxrnn.training._step import masked_mean as _masked_mean
 
     rng = np.random.default_rng(0)
     pred, target = rng.standard_normal(7), rng.standard_normal(7)

@@ -1,9 +1,11 @@
-"""jaxrnn.LSTM / jaxrnn.GRU against torch.nn.LSTM / torch.nn.GRU: outputs, final states, all gradients.
+"""jaxrnn's LSTM and GRU against torch.nn.LSTM / torch.nn.GRU: outputs, final states, all gradients.
 
 The same sweep as the RNN's (layers x directions x bias x layout x h0 x lengths), proj_size
-included for the LSTM, plus unbatched input. Each configuration runs on the default fused path
-(``jaxrnn._fused_gated``); every 3rd one also on the nn.scan reference path (``impl='scan'``).
-With proj_size > 0 the LSTM runs the scan path whatever ``impl`` says, so those run once.
+included for the LSTM, plus unbatched input. Each configuration runs on the default engine
+(``impl='fused'``); every 3rd one also on the scan reference (``impl='scan'``). Each runs through one
+face, ``jaxrnn.LSTM``/``GRU`` or ``jaxrnn.functional.lstm``/``gru``, picked by a hash of the
+configuration. With proj_size > 0 the LSTM runs the scan reference whatever ``impl`` says, so
+those run once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from _compare import assert_close, assert_trees_close
-from _torch_rnn import torch_rnn
+from _torch_rnn import face_of, torch_params, torch_rnn
 
 import jaxrnn
 
@@ -47,10 +49,15 @@ def _with_scan(configs):
     return [c + ("fused",) for c in configs] + [c + ("scan",) for c in configs[::3] if not c[-1]]
 
 
+def _face(config) -> str:
+    return face_of(config)
+
+
 def _ids(c):
     kind, layers, bidi, bias, bf, h0, lengths, proj, impl = c
     return "-".join(
         [
+            _face(c),
             impl,
             kind,
             f"L{layers}",
@@ -66,18 +73,24 @@ def _ids(c):
 
 @functools.cache
 def _jax_fn(layer, with_h0: bool, with_lengths: bool):
-    """One compiled function per configuration: outputs and the gradients of a weighted sum."""
+    """One compiled function per configuration: outputs and the gradients of a weighted sum.
+    ``layer`` is a linen module, or a function of (params, x, hx, seq_lengths=) for the functional face."""
 
     def loss(params, x, hx, lengths, out_w, hn_w):
-        out, state = layer.apply(
-            {"params": params}, x, hx if with_h0 else None, seq_lengths=lengths if with_lengths else None
-        )
+        hx, lengths = hx if with_h0 else None, lengths if with_lengths else None
+        if callable(layer) and not hasattr(layer, "apply"):
+            out, state = layer(params, x, hx, seq_lengths=lengths)
+        else:
+            out, state = layer.apply({"params": params}, x, hx, seq_lengths=lengths)
         total = jnp.sum(out * out_w) + sum(
             jnp.sum(a * w) for a, w in zip(jax.tree.leaves(state), jax.tree.leaves(hn_w))
         )
         return total, (out, state)
 
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
+
+
+_FUNCTIONS: dict = {}
 
 
 def _compare(config, batched):
@@ -108,9 +121,14 @@ def _compare(config, batched):
     lengths = LENGTHS if with_lengths else None
     expected = torch_rnn(layer_t, x, hx if with_h0 else None, lengths, out_w, hn_w)
 
-    variables = jaxrnn.from_torch(layer_t.state_dict(), layer)
-    (_, (out, state)), (g_params, g_x, g_hx) = _jax_fn(layer, with_h0, with_lengths)(
-        variables["params"], x, hx, None if lengths is None else jnp.asarray(lengths), out_w, hn_w
+    if _face(config) == "functional":
+        fn = functools.partial(getattr(jaxrnn.functional, kind), batch_first=batch_first, impl=impl)
+        fn = _FUNCTIONS.setdefault((kind, batch_first, impl), fn)  # one compiled function per configuration
+        params = torch_params(layer_t)
+    else:
+        fn, params = layer, jaxrnn.from_torch(layer_t.state_dict(), layer)["params"]
+    (_, (out, state)), (g_params, g_x, g_hx) = _jax_fn(fn, with_h0, with_lengths)(
+        params, x, hx, None if lengths is None else jnp.asarray(lengths), out_w, hn_w
     )
     assert_close(out, expected["output"], what="output")
     if kind == "lstm":
@@ -123,7 +141,8 @@ def _compare(config, batched):
     if with_h0:
         for got, want in zip(jax.tree.leaves(g_hx), jax.tree.leaves(expected["grad_h0"])):
             assert_close(got, want, what="grad hx")
-    assert_trees_close(jaxrnn.to_torch(g_params), expected["grad_params"], what="grad params")
+    grads = g_params if _face(config) == "functional" else jaxrnn.to_torch(g_params)
+    assert_trees_close(grads, expected["grad_params"], what="grad params")
 
 
 @pytest.mark.parametrize("config", _with_scan(LSTM_BATCHED + GRU_BATCHED), ids=_ids)
@@ -136,7 +155,7 @@ def test_unbatched_forward_and_grads_match_torch_float64(config):
     _compare(config, batched=False)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_grad_of_grad_fused_matches_scan(kind):
     """The fused path's hand-written backward pass is itself differentiable (reverse over reverse),
     and gives the scan path's second derivatives (the scan path is autodiff of the cell, held to torch above)."""
@@ -144,7 +163,7 @@ def test_grad_of_grad_fused_matches_scan(kind):
     lengths = jnp.asarray(LENGTHS)
     results = []
     for impl in ("fused", "scan"):
-        cls = jaxrnn.LSTM if kind == "lstm" else jaxrnn.GRU
+        cls = {"rnn": jaxrnn.RNN, "lstm": jaxrnn.LSTM, "gru": jaxrnn.GRU}[kind]
         layer = cls(I, H, 2, bidirectional=True, impl=impl, param_dtype=jnp.float64)
         variables = layer.init(jax.random.key(1), x)
 

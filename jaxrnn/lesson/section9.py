@@ -10,9 +10,7 @@ a simple RNN finds hard and LSTM/GRU were built for. Chance is ``1 / num_symbols
 :func:`run_compare` trains each cell (``RNNClassifier`` with ``cell='rnn'|'lstm'|'gru'``, plus an
 LSTM whose forget-gate bias starts at +1) from the same seeded init on the same data for each k,
 with jaxrnn's jitted optax step, and records the held-out accuracy against k and the time per
-epoch. The CLI adapters at the end (:func:`compare_exercise`, :func:`gradflow_exercise`) wrap
-this and :func:`jaxrnn.diagnostics.run_gradflow` as exercises for ``jaxrnn compare`` /
-``jaxrnn gradflow``.
+epoch. :func:`compare_exercise` at the end wraps it as an exercise for ``jaxrnn compare``.
 """
 
 from __future__ import annotations
@@ -26,13 +24,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _plots
-from ..functional import _checks
 from .. import data as _data
-from ..training._progress import ProgressBar
-from ..training._train import cross_entropy_loss, evaluate, make_optimizer, make_train_step
+from .._figures import require_matplotlib, save_figure
 from ..diagnostics import gradient_flow, norm_ratio, plot_gradient_flow
+from ..functional import _checks
 from ..models import RNNClassifier
+from ..training import cross_entropy_loss, evaluate, make_optimizer, make_train_step
+from ..training._progress import progress_bar
+from ._common import ExerciseResult, check_framework, skipped
 
 CELLS = ("rnn", "lstm", "lstm_fb1", "gru")
 """The compared variants: the lesson's RNN, LSTM at PyTorch's init, LSTM with forget-gate bias +1, GRU."""
@@ -145,7 +144,7 @@ def _fit(model, variables, step, tx, data, test, s, desc, progress):
     opt_state = tx.init(variables["params"])
     rng = np.random.default_rng(s["seed"])
     accuracies, seconds = [], []
-    with ProgressBar(s["max_epochs"], desc, enabled=progress) as bar:
+    with progress_bar(s["max_epochs"], desc, enabled=progress) as bar:
         for _ in range(s["max_epochs"]):
             start = time.perf_counter()
             for idx in _data.epoch_batches(len(x), s["batch_size"], rng):
@@ -244,7 +243,7 @@ def run_compare(
 def plot_compare(path: Path, s: Mapping[str, Any], metrics: Mapping[str, float], cells: Sequence[str]) -> Path:
     """Left: held-out accuracy against k per cell, with chance. Right: seconds per epoch per cell
     (bars), with the first epoch (compile included) as a marker."""
-    plt = _plots.require_matplotlib()
+    plt = require_matplotlib()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     ks = list(s["ks"])
     for cell in cells:
@@ -270,12 +269,12 @@ def plot_compare(path: Path, s: Mapping[str, Any], metrics: Mapping[str, float],
               title=f"Time per epoch: {s['n_train'] // s['batch_size']} jitted steps of batch {s['batch_size']}")
     right.grid(alpha=0.3, axis="y")
     fig.suptitle("Section 9's table, measured: which cell remembers across k steps?", fontsize=10)
-    return _plots._save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(path: Path, s: Mapping[str, Any], curves: Mapping[str, Mapping[int, Sequence[float]]]) -> Path:
     """Held-out accuracy per epoch, one panel per cell, one line per k."""
-    plt = _plots.require_matplotlib()
+    plt = require_matplotlib()
     fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4), sharey=True, squeeze=False)
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(s["ks"])))
     for ax, (cell, per_k) in zip(axes[0], curves.items()):
@@ -287,21 +286,11 @@ def plot_curves(path: Path, s: Mapping[str, Any], curves: Mapping[str, Mapping[i
     axes[0][0].set_ylabel("held-out accuracy")
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.suptitle("Learning curves (training stops at the target accuracy)", fontsize=10)
-    return _plots._save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------------------------
-# the command line: ``jaxrnn compare`` and ``jaxrnn gradflow`` as exercises of jaxrnn._exercises
-
-
-def _skipped(name: str, title: str, start: float):
-    from ._exercises import ExerciseResult
-
-    result = ExerciseResult(name, title)
-    note = f"{name}: JAX only (jaxrnn.diagnostics / jaxrnn._compare); skipped with --framework torch"
-    result.summary, result.report = [note], [note + "."]
-    result.wall_s = time.perf_counter() - start
-    return result
+# the command line: ``jaxrnn compare`` as an exercise
 
 
 def compare_exercise(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None = None,
@@ -309,12 +298,10 @@ def compare_exercise(out: Path, *, framework: str = "jax", seed: int = 0, epochs
     """``jaxrnn compare``: :func:`run_compare` as an ``ExerciseResult`` (metrics, the three
     figures, a printed summary and a REPORT.md section with the accuracy table). JAX only:
     with ``framework='torch'`` it is skipped; ``epochs`` caps the epochs per (cell, k)."""
-    from ._exercises import ExerciseResult, check_framework
-
     start = time.perf_counter()
     title = "Section 9 measured: RNN vs LSTM vs GRU on marked recall"
     if "jax" not in check_framework(framework):
-        return _skipped("compare", title, start)
+        return skipped("compare", title, start, "jaxrnn.lesson.section9")
     s = settings(quick=quick, epochs=epochs, seed=seed)
     metrics = run_compare(out, epochs=epochs, seed=seed, quick=quick, progress=progress)
     ks, last = s["ks"], s["ks"][-1]
@@ -343,7 +330,7 @@ def compare_exercise(out: Path, *, framework: str = "jax", seed: int = 0, epochs
     ratios = ", ".join(f"{LABELS[c]} {metrics[f'compare.{c}.k{last}.grad_ratio']:.1e}" for c in CELLS)
     lrs = ", ".join(f"{c} {lr:g}" for c, lr in s["learning_rates"].items())
     result.report = [
-        f"Task: marked recall (`jaxrnn._compare.recall_data`): {s['seq_len']} steps, each one of "
+        f"Task: marked recall (`jaxrnn.lesson.section9.recall_data`): {s['seq_len']} steps, each one of "
         f"{s['num_symbols']} symbols (one-hot) plus a marker feature set at the step k before the end; the label is "
         f"the marked symbol (chance {metrics['compare.chance']:.2f}). Every other step shows a symbol of the same "
         "kind, so the network must write at the marker and then hold through k look-alike inputs. Model: "
@@ -372,50 +359,5 @@ def compare_exercise(out: Path, *, framework: str = "jax", seed: int = 0, epochs
     if "torch" in check_framework(framework):
         result.report.append("")
         result.report.append("(JAX only: `--framework both` runs this comparison in JAX.)")
-    result.wall_s = time.perf_counter() - start
-    return result
-
-
-def gradflow_exercise(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | None = None,
-                      quick: bool = False, progress: bool = True):
-    """``jaxrnn gradflow``: :func:`jaxrnn.diagnostics.run_gradflow` (section 5's picture, computed)
-    as an ``ExerciseResult``. JAX only (skipped with ``framework='torch'``); nothing is trained, so
-    ``epochs`` and ``progress`` are not used."""
-    from .. import diagnostics
-    from ._exercises import ExerciseResult, check_framework
-
-    del epochs, progress
-    start = time.perf_counter()
-    title = "Section 5 computed: vanishing and exploding gradients"
-    if "jax" not in check_framework(framework):
-        return _skipped("gradflow", title, start)
-    metrics = diagnostics.run_gradflow(out, seed=seed, quick=quick)
-    result = ExerciseResult("gradflow", title, metrics=metrics)
-    result.figures = [("gradflow.png", "Gradient norm of sum(h(T-1)) with respect to each input step against its "
-                                       "distance from the end, for untrained layers (log scale).")]
-    keys = ("rnn_rho0p5", "rnn", "lstm", "gru", "rnn_rho2", "rnn_rho3")
-    names = {"rnn": f"RNN, PyTorch init (ρ(W_hh) = {metrics['gradflow.rnn.spectral_radius']:.2f})",
-             "lstm": "LSTM, PyTorch init", "gru": "GRU, PyTorch init", "rnn_rho0p5": "RNN, ρ(W_hh) = 0.5",
-             "rnn_rho2": "RNN, ρ(W_hh) = 2", "rnn_rho3": "RNN, ρ(W_hh) = 3"}
-    table = ["| layer | norm at the last step | norm 50 steps back | ratio |", "|---|---|---|---|"]
-    for key in keys:
-        table.append(f"| {names[key]} | {metrics[f'gradflow.{key}.norm_d0']:.3g} | "
-                     f"{metrics[f'gradflow.{key}.norm_d50']:.3g} | {metrics[f'gradflow.{key}.ratio_d50']:.2e} |")
-    result.summary = [f"{names[k]:34s} ||dL/dx|| 50 steps back / at the end: {metrics[f'gradflow.{k}.ratio_d50']:.2e}"
-                      for k in keys]
-    result.report = [
-        "One input batch (16 sequences of 4 features, N(0, 1), float64) through single-layer tanh RNN, LSTM "
-        "and GRU layers of hidden size 32 at PyTorch's init, and through the same RNN with W_hh rescaled to "
-        "spectral radius 0.5, 2 and 3 (`jaxrnn.diagnostics.with_spectral_radius`); L is the sum of the final "
-        "hidden state and the norm is over batch and features (`jaxrnn.diagnostics.gradient_flow`).",
-        "",
-        *table,
-        "",
-        "Section 5's product of Jacobians `diag(tanh') W_hh`, measured: with ρ(W_hh) < 1 (0.5, and PyTorch's "
-        "init, whose U(-1/√H, 1/√H) entries give ρ ≈ 1/√3) the gradient shrinks geometrically with the "
-        "distance; with ρ > 1 it grows (more slowly than ρ^d, since tanh saturates). LSTM and GRU at init also "
-        "vanish, but markedly more slowly: their state passes through gates (σ(f) c, (1 - z) n + z h) rather "
-        "than through W_hh and tanh, and training can open those gates (see the compare section).",
-    ]
     result.wall_s = time.perf_counter() - start
     return result

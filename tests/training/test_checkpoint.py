@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import jax
 import numpy as np
@@ -21,9 +18,9 @@ from _compare import assert_close
 import jaxrnn
 import jaxrnn.models
 import torchref.models
+from jaxrnn.interop import _safetensors
 from jaxrnn.lesson import _cli
-from jaxrnn.training import _checkpoint
-from jaxrnn.training._checkpoint import CheckpointError
+from jaxrnn.training import CheckpointError
 
 X, Y = jaxrnn.data.generate_sin_data(8, 40, seed=0)
 X_TEST, Y_TEST = jaxrnn.data.generate_sin_data(8, 10, seed=1)
@@ -168,22 +165,6 @@ def test_checkpoint_argument_errors(tmp_path):
         jaxrnn.load_checkpoint(tmp_path, epoch=5)
 
 
-def test_jaxrnn_imports_without_orbax_and_says_what_to_install():
-    code = textwrap.dedent("""
-        import sys
-        sys.modules["orbax"] = sys.modules["orbax.checkpoint"] = None  # as if not installed
-        import jaxrnn
-        assert not any(name.startswith("orbax") and sys.modules[name] for name in sys.modules)
-        try:
-            jaxrnn.load_checkpoint(".")
-        except ImportError as err:
-            print(err)
-    """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "checkpoints need orbax-checkpoint: pip install 'jaxrnn[checkpoint]'" in done.stdout
-
-
 # --------------------------------------------------------------------------------------------
 # the command line
 
@@ -259,14 +240,14 @@ def test_cli_checkpoint_and_device_argument_errors(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_cli_without_orbax_is_a_clear_error(monkeypatch, capsys, tmp_path):
-    def no_orbax():
-        raise ImportError("checkpoints need orbax-checkpoint: pip install 'jaxrnn[checkpoint]' (No module named "
-                          "'orbax')")
+def test_cli_export_without_safetensors_is_a_clear_error(monkeypatch, capsys, tmp_path):
+    def no_safetensors():
+        raise ImportError("safetensors files need the safetensors package: pip install 'jaxrnn[safetensors]' (No "
+                          "module named 'safetensors')")
 
-    monkeypatch.setattr(_checkpoint, "require_orbax", no_orbax)
+    monkeypatch.setattr(_safetensors, "require_safetensors", no_safetensors)
     with pytest.raises(SystemExit) as exit_info:
-        _cli.main(["sine", "--checkpoint-dir", str(tmp_path)])
+        _cli.main(["export", "--checkpoint-dir", str(tmp_path), "--out", str(tmp_path / "w.safetensors")])
     assert exit_info.value.code == 2
-    assert "argument --checkpoint-dir: checkpoints need orbax-checkpoint: pip install 'jaxrnn[checkpoint]'" in \
+    assert "argument --out: safetensors files need the safetensors package: pip install 'jaxrnn[safetensors]'" in \
         capsys.readouterr().err

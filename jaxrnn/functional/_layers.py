@@ -1,0 +1,124 @@
+"""A whole recurrent layer: checks, layout, lengths, dtype, stacking, dropout, directions.
+
+This is the one place where each of these lives; every face (``jaxrnn.functional``, the linen
+layers) calls ``forward``, and a backend runs each direction's time loop:
+
+    x -> checks -> unbatched / batch_first layout -> one dtype -> for each layer: for each
+    direction: backend.run (engine | scan | a face's own) -> concatenate -> dropout -> output
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _checks, _engine, _params, _scan
+from ._specs import CellSpec
+
+Array = jax.Array
+
+
+class Backend(NamedTuple):
+    """How one direction's time loop runs: ``run(spec, w, x, carry0, seq_lengths, *, reverse, axis,
+    name)`` -> ``(ys, carry_n)`` (``name`` is torch's ``l{k}[_reverse]``), and whether it steps along
+    a batch-first x in place (else the layers hand it time-major x)."""
+
+    run: Callable[..., tuple[Array, Any]]
+    batch_first: bool
+
+
+IMPLS = ("fused", "scan")
+
+
+def backend(impl: str, precision: Any = None, unroll: int = 1) -> Backend:
+    """``'fused'``: the engine (``_engine``, a hand-written backward pass); ``'scan'``: the
+    ``jax.lax.scan`` reference with autodiff (``_scan``)."""
+    module = _engine if impl == "fused" else _scan
+
+    def run(spec, w, x, carry0, seq_lengths, *, reverse, axis, name):
+        return module.run(spec, w, x, carry0, seq_lengths, reverse=reverse, axis=axis, precision=precision,
+                          unroll=unroll)
+
+    return Backend(run, batch_first=impl == "fused")
+
+
+def dropout_between(x: Array, rate: float, key: Array) -> Array:
+    """torch's dropout in training mode: each entry zeroed with probability ``rate``, the rest
+    scaled by 1 / (1 - rate)."""
+    if rate >= 1.0:
+        return jnp.zeros_like(x)
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros_like(x))
+
+
+def forward(
+    spec: CellSpec,
+    params: Mapping[str, Array],
+    x: Array,
+    hx: Any,
+    *,
+    owner: str,
+    hx_name: str,
+    backend: Backend,
+    batch_first: bool = False,
+    seq_lengths: Array | None = None,
+    dropout: float = 0.0,
+    dropout_key: Array | None = None,
+    dtype: Any = None,
+) -> tuple[Array, Any]:
+    """torch's ``RNN``/``LSTM``/``GRU`` forward on a params dict with torch's keys.
+
+    x: (time, batch, I), (batch, time, I) with ``batch_first``, or unbatched (time, I). hx: the
+    spec's carry with leading axis num_layers * D (and batch), or None for zeros. Returns
+    ``(output, h_n)``: output in x's layout with D * P features, h_n shaped as hx. The compute
+    dtype is ``dtype``, or the promotion of x's and every parameter's dtype; x, hx and the
+    parameters are cast to it once, here.
+    """
+    layout = _params.layout(params, spec, owner)
+    _checks.probability("dropout", dropout, owner)
+    rows = layout.num_layers * layout.num_directions
+    hx = _checks.recurrent_call(
+        x, hx, seq_lengths, input_size=layout.input_size, batch_first=batch_first,
+        carry_shapes=lambda lead: spec.carry_shapes((rows,) + lead, layout.hidden_size, layout.state_size),
+        hx_name=hx_name, owner=owner,
+    )
+    if dtype is None:
+        dtype = jnp.result_type(x, *params.values())
+    x = x.astype(dtype)
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    batched = x.ndim == 3
+    if not batched:  # torch: (T, I) -> (T, 1, I); batch_first does not apply
+        x = x[:, None]
+        hx = None if hx is None else jax.tree.map(lambda a: a[:, None], hx)
+    axis = 1 if (batched and batch_first) else 0
+    if axis == 1 and not backend.batch_first:
+        x, axis = jnp.swapaxes(x, 0, 1), 0
+    batch = x.shape[1 - axis]
+    if hx is None:
+        hx = spec.zero_carry((rows, batch), layout.hidden_size, layout.state_size, dtype)
+    hx = jax.tree.map(lambda a: a.astype(dtype), hx)
+
+    finals = []
+    for layer in range(layout.num_layers):
+        outputs = []
+        for direction in range(layout.num_directions):
+            row = layer * layout.num_directions + direction
+            ys, carry_n = backend.run(
+                spec, layout.direction(params, layer, direction), x, jax.tree.map(lambda a: a[row], hx), seq_lengths,
+                reverse=bool(direction), axis=axis, name=_params.suffix(layer, direction),
+            )
+            outputs.append(ys)
+            finals.append(carry_n)
+        x = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)
+        if dropout > 0 and dropout_key is not None and layer < layout.num_layers - 1:
+            x = dropout_between(x, dropout, jax.random.fold_in(dropout_key, layer))  # layer k's mask: key k
+
+    h_n = jax.tree.map(lambda *rows: jnp.stack(rows), *finals)
+    if not batched:
+        return x[:, 0], jax.tree.map(lambda a: a[:, 0], h_n)
+    if batch_first and axis == 0:
+        x = jnp.swapaxes(x, 0, 1)
+    return x, h_n
