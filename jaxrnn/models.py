@@ -14,10 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .functional import _checks
-from .functional import LSTMState
-from .linen import Embedding, Linear
-from .linen import GRU, LSTM, RNN
+from .functional import LSTMState, _checks
+from .linen import GRU, LSTM, RNN, Embedding, Linear
 
 Array = jax.Array
 
