@@ -58,7 +58,7 @@ def _check_options(impl: str, unroll: int, owner: str) -> None:
 
 def _run(spec: CellSpec, owner: str, hx_name: str, params, x, hx, *, impl, precision, unroll, **kw):
     _check_options(impl, unroll, owner)
-    backend = _layers.backend(impl, precision, unroll)
+    backend = _layers.backend_for(impl, precision, unroll)
     return _layers.forward(spec, params, x, hx, owner=owner, hx_name=hx_name, backend=backend, **kw)
 
 

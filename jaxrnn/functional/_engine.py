@@ -44,15 +44,6 @@ from ._specs import CellSpec
 Array = jax.Array
 
 
-def valid_mask(seq_lengths: Array | None, steps: int, axis: int = 0) -> Array | None:
-    """Booleans (time, batch, 1), or (batch, time, 1) for ``axis=1``: True at each sequence's
-    valid steps; None without lengths."""
-    if seq_lengths is None:
-        return None
-    valid = jnp.arange(steps)[:, None] < seq_lengths[None, :]
-    return (valid if axis == 0 else valid.T)[:, :, None]
-
-
 def _at(a: Array, t, axis: int) -> Array:
     return jax.lax.dynamic_index_in_dim(a, t, axis, keepdims=False)
 
@@ -239,5 +230,5 @@ def run(
                          unroll=unroll)
     xs = _steps.project(w["weight_ih"], x, precision, spec.blocks)
     bx, bh = (None if b is None else b.reshape(1, -1) for b in _steps.biases(spec, w))
-    mask = valid_mask(seq_lengths, x.shape[axis], axis)
+    mask = _steps.valid_mask(seq_lengths, x.shape[axis], axis)
     return _recurrence(xs, w["weight_hh"], bx, bh, carry0, mask, spec, bool(reverse), precision, unroll, axis)

@@ -33,7 +33,7 @@ class Backend(NamedTuple):
 IMPLS = ("fused", "scan")
 
 
-def backend(impl: str, precision: Any = None, unroll: int = 1) -> Backend:
+def backend_for(impl: str, precision: Any = None, unroll: int = 1) -> Backend:
     """``'fused'``: the engine (``_engine``, a hand-written backward pass); ``'scan'``: the
     ``jax.lax.scan`` reference with autodiff (``_scan``)."""
     module = _engine if impl == "fused" else _scan

@@ -7,6 +7,7 @@ derivative: every autodiff mode works here, forward mode (``jax.jvp``, ``jax.jac
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -16,6 +17,20 @@ from . import _steps
 from ._specs import CellSpec
 
 Array = jax.Array
+
+
+def inputs(xp: Array, seq_lengths: Array | None) -> Any:
+    """What a scan over time-major ``xp`` reads per step: xp(t), and with ``seq_lengths`` (xp(t), valid(t))."""
+    return xp if seq_lengths is None else (xp, _steps.valid_mask(seq_lengths, xp.shape[0]))
+
+
+def masked_step(step, carry: Any, inp: tuple[Array, Array]) -> tuple[Any, Array]:
+    """``step(carry, xp_t) -> (carry', y)`` at a step that may be padding: a padded step leaves the
+    carry untouched and outputs zeros, so the forward walk ends at each sequence's last valid step
+    and the reverse walk starts there (packed semantics)."""
+    xp_t, valid = inp
+    new, y = step(carry, xp_t)
+    return jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry), jnp.where(valid, y, jnp.zeros_like(y))
 
 
 def run(
@@ -34,20 +49,10 @@ def run(
     if axis == 1:
         x = jnp.swapaxes(x, 0, 1)
     xp = _steps.input_half(spec, w, x, precision)
-    if seq_lengths is None:
 
-        def body(carry, xp_t):
-            return _steps.step(spec, w, carry, xp_t, precision)
+    def step(carry, xp_t):
+        return _steps.step(spec, w, carry, xp_t, precision)
 
-        inputs: Any = xp
-    else:
-
-        def body(carry, inp):
-            xp_t, valid = inp
-            new, y = _steps.step(spec, w, carry, xp_t, precision)
-            carry = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
-            return carry, jnp.where(valid, y, jnp.zeros_like(y))
-
-        inputs = (xp, (jnp.arange(x.shape[0])[:, None] < seq_lengths[None, :])[:, :, None])
-    carry_n, ys = jax.lax.scan(body, carry0, inputs, reverse=reverse, unroll=unroll)
+    body = step if seq_lengths is None else functools.partial(masked_step, step)
+    carry_n, ys = jax.lax.scan(body, carry0, inputs(xp, seq_lengths), reverse=reverse, unroll=unroll)
     return (jnp.swapaxes(ys, 0, 1) if axis == 1 else ys), carry_n

@@ -25,6 +25,15 @@ from ._specs import CellSpec, LSTMState
 Array = jax.Array
 
 
+def valid_mask(seq_lengths: Array | None, steps: int, axis: int = 0) -> Array | None:
+    """Booleans (time, batch, 1), or (batch, time, 1) for ``axis=1``: True at each sequence's
+    valid steps; None without lengths."""
+    if seq_lengths is None:
+        return None
+    valid = jnp.arange(steps)[:, None] < seq_lengths[None, :]
+    return (valid if axis == 0 else valid.T)[:, :, None]
+
+
 def add_bias(y: Array, bias: Array | None) -> Array:
     """``y + bias`` on the last axis, without implicit rank promotion."""
     if bias is None:

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..functional import _checks, _layers, _params, _specs
+from ..functional import _checks, _layers, _params, _scan, _specs
 from ..functional._specs import CellSpec, LSTMState
 from ._cells import GRUCell, LSTMCell, RNNCell, _Cell
 
@@ -32,25 +32,13 @@ def _nn_scan(cells: dict[str, _Cell], unroll: int) -> _layers.Backend:
 
     def run(spec, w, x, carry0, seq_lengths, *, reverse, axis, name):
         cell = cells[name]
-        xp = cell.project(x)
-        if seq_lengths is None:
 
-            def body(cell, carry, xp_t):
-                return cell.step(carry, xp_t)
+        def body(cell, carry, inp):
+            return cell.step(carry, inp) if seq_lengths is None else _scan.masked_step(cell.step, carry, inp)
 
-            inputs: Any = xp
-        else:
-
-            def body(cell, carry, inp):
-                xp_t, valid = inp
-                new, y = cell.step(carry, xp_t)
-                carry = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
-                return carry, jnp.where(valid, y, jnp.zeros_like(y))
-
-            inputs = (xp, (jnp.arange(x.shape[0])[:, None] < seq_lengths[None, :])[:, :, None])
         scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False}, in_axes=0, out_axes=0,
                        reverse=reverse, unroll=unroll)
-        carry_n, ys = scan(cell, carry0, inputs)
+        carry_n, ys = scan(cell, carry0, _scan.inputs(cell.project(x), seq_lengths))
         return ys, carry_n
 
     return _layers.Backend(run, batch_first=False)
@@ -110,7 +98,7 @@ class _Recurrent(nn.Module):
         if self.impl == "scan":
             backend = _nn_scan(cells, self.unroll)
         else:
-            backend = _layers.backend(self.impl, self.precision, self.unroll)
+            backend = _layers.backend_for(self.impl, self.precision, self.unroll)
         training = not deterministic and self.dropout > 0 and self.num_layers > 1
         return _layers.forward(
             self._spec, params, x, hx, owner=type(self).__name__, hx_name=hx_name, backend=backend,
