@@ -5,8 +5,9 @@
 ``safetensors.numpy.save_file``, so ``model.load_state_dict(safetensors.torch.load_file(path))``
 loads it; ``load_safetensors`` reads any such file (``safetensors.numpy.load_file``) back into
 Flax variables (``from_torch``). bfloat16 is stored as safetensors' BF16, which torch reads as
-``torch.bfloat16``. Neither function touches torch. ``save_torch`` / ``load_torch`` are their
-former, deprecated names.
+``torch.bfloat16``. Neither function touches torch. A file of float8 tensors, which safetensors'
+numpy loader cannot read, loads through torch: ``from_torch(safetensors.torch.load_file(path), module)``.
+``save_torch`` / ``load_torch`` are their former, deprecated names.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from ._torch import from_torch, to_torch
+from ._torch import KeyMap, _Caller, _check_module, _check_renames, _from_torch, to_torch
 
 __all__ = ["load_safetensors", "load_torch", "require_safetensors", "save_safetensors", "save_torch"]
 
@@ -80,22 +81,52 @@ def save_safetensors(
         raise
 
 
-def load_safetensors(path: str | os.PathLike, module: nn.Module | None = None) -> dict:
+def load_safetensors(
+    path: str | os.PathLike,
+    module: nn.Module | Mapping | None = None,
+    *example_args: Any,
+    strip_prefix: str | None = None,
+    key_map: KeyMap | None = None,
+) -> dict:
     """Read a safetensors file with torch's keys (``save_safetensors``'s, or
-    ``safetensors.torch.save_file`` of a torch model's ``state_dict()``) into Flax ``variables``;
-    with ``module``, keys and shapes are checked against it as ``from_torch`` does.
-    (The file's metadata: ``safetensors.safe_open(path, "np").metadata()``.)"""
+    ``safetensors.torch.save_file`` of a torch model's ``state_dict()``) into Flax ``variables``.
+
+    ``module``, ``example_args``, ``strip_prefix`` and ``key_map`` are :func:`from_torch`'s: with
+    ``module`` (and, for a Flax module that is not a jaxrnn layer, its example inputs, as in
+    ``load_safetensors(path, my_model, x)``), keys and shapes are checked against it. bfloat16 comes
+    back as bfloat16. (The file's metadata: ``safetensors.safe_open(path, "np").metadata()``.)
+    """
+    return _load(path, module, example_args, strip_prefix, key_map, "load_safetensors")
+
+
+def _load(path: Any, module: Any, example_args: tuple, strip_prefix: Any, key_map: Any, name: str) -> dict:
+    caller = _Caller(name, str(path), "the file", f"{name}(path, module, x)")
+    _check_module(module, caller)
+    _check_renames(strip_prefix, key_map, caller)
     safetensors = require_safetensors()
     path = Path(path)
     size = path.stat().st_size
     if size < 8:
-        raise ValueError(f"load_safetensors: {path} is not a safetensors file (only {size} bytes)")
+        raise ValueError(f"{name}: {path} is not a safetensors file (only {size} bytes)")
     try:
         tensors = safetensors.numpy.load_file(path)
     except safetensors.SafetensorError as err:
-        raise ValueError(f"load_safetensors: {path} cannot be read: it is truncated or has inconsistent offsets, or "
+        raise ValueError(f"{name}: {path} cannot be read: it is truncated or has inconsistent offsets, or "
                          f"is not a safetensors file ({err})") from None
-    return from_torch(tensors, module)
+    except AttributeError:  # safetensors' numpy loader asks numpy for float8 dtypes numpy does not have
+        with safetensors.safe_open(path, "np") as f:
+            dtypes = {key: f.get_slice(key).get_dtype() for key in f.keys()}
+        odd = {key: dtype for key, dtype in dtypes.items() if dtype not in _NUMPY_READABLE}
+        if not odd:
+            raise
+        raise TypeError(f"{name}: {path} stores {odd}, which safetensors' numpy loader cannot read; read it with "
+                        f"torch and pass the tensors on: from_torch(safetensors.torch.load_file(path), module) "
+                        f"keeps float8 exactly") from None
+    return _from_torch(tensors, module, example_args, strip_prefix, key_map, caller)
+
+
+_NUMPY_READABLE = frozenset({"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL"})
+"""The safetensors dtypes ``safetensors.numpy.load_file`` reads."""
 
 
 def save_torch(
@@ -107,8 +138,14 @@ def save_torch(
     save_safetensors(variables, path, metadata)
 
 
-def load_torch(path: str | os.PathLike, module: nn.Module | None = None) -> dict:
+def load_torch(
+    path: str | os.PathLike,
+    module: nn.Module | Mapping | None = None,
+    *example_args: Any,
+    strip_prefix: str | None = None,
+    key_map: KeyMap | None = None,
+) -> dict:
     """Deprecated: the former name of :func:`load_safetensors` (same arguments)."""
     warnings.warn("jaxrnn.load_torch is deprecated: use jaxrnn.load_safetensors (same arguments)",
                   DeprecationWarning, stacklevel=2)
-    return load_safetensors(path, module)
+    return _load(path, module, example_args, strip_prefix, key_map, "load_torch")

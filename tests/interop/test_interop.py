@@ -39,14 +39,14 @@ def test_from_torch_takes_numpy_arrays():
 def test_from_torch_names_unknown_key():
     sd = state_dict_numpy(torch.nn.RNN(2, 3))
     sd["weight_ih_l1"] = np.zeros((3, 3), np.float32)
-    with pytest.raises(ValueError, match=r"unexpected key\(s\) for RNN: \['weight_ih_l1'\]"):
+    with pytest.raises(ValueError, match=r"does not fit RNN:\n  unexpected key\(s\): \['weight_ih_l1'\]$"):
         jaxrnn.from_torch(sd, jaxrnn.RNN(2, 3))
 
 
 def test_from_torch_names_missing_key():
     sd = state_dict_numpy(torch.nn.RNN(2, 3, bidirectional=True))
     del sd["bias_hh_l0_reverse"]
-    with pytest.raises(ValueError, match=r"missing key\(s\) for RNN: \['bias_hh_l0_reverse'\]"):
+    with pytest.raises(ValueError, match=r"does not fit RNN:\n  missing key\(s\): \['bias_hh_l0_reverse'\]$"):
         jaxrnn.from_torch(sd, jaxrnn.RNN(2, 3, bidirectional=True))
 
 
@@ -96,5 +96,5 @@ def test_from_torch_checks_any_flax_module_given_an_example_or_variables():
     ):
         jaxrnn.from_torch(sd, Wrapper())
     del sd["rnn.bias_hh_l0"]
-    with pytest.raises(ValueError, match=r"missing key\(s\) for the given variables: \['rnn.bias_hh_l0'\]"):
+    with pytest.raises(ValueError, match=r"the given variables:\n  missing key\(s\): \['rnn.bias_hh_l0'\]$"):
         jaxrnn.from_torch(sd, template)
