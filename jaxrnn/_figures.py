@@ -24,9 +24,11 @@ def require_matplotlib():
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Lay ``fig`` out, write it to ``path`` (PNG at 110 dpi for a ``.png`` name) and close it."""
+    """Lay ``fig`` out (``tight_layout``, unless it was made with a layout engine of its own, e.g.
+    ``layout="constrained"``), write it to ``path`` (PNG at 110 dpi for a ``.png`` name) and close it."""
     path = Path(path)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     require_matplotlib().close(fig)
     return path

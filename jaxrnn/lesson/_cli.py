@@ -195,7 +195,7 @@ def _main(argv: Sequence[str] | None) -> int:
     metrics = _report.write_metrics(args.out / "metrics.json", results)
     command = "jaxrnn " + shlex.join(list(sys.argv[1:] if argv is None else argv))
     report = _report.write_report(args.out / "REPORT.md", results, metrics, command=command,
-                                  frameworks=frameworks, wall_s=wall_s)
+                                  frameworks=frameworks, wall_s=wall_s, quick=args.quick)
     print(f"wrote {args.out / 'metrics.json'}, {report} and "
           f"{sum(len(r.figures) for r in results)} figures in {wall_s:.1f} s")
     return 0

@@ -30,13 +30,14 @@ def curves(
     styles: Mapping[str, dict] | None = None,
     hline: tuple[float, str] | None = None,
 ) -> Path:
-    """Line plot of named series against their index + 1 (epoch or step numbers).
+    """Line plot of named series against their index + 1 (epoch or step numbers), the legend
+    right of the axes (outside them, so it never hides a curve).
 
     ``styles`` maps a series name to matplotlib line keywords; ``hline`` draws a dotted
     horizontal reference ``(value, label)``.
     """
     plt = require_matplotlib()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     for name, values in series.items():
         ys = np.asarray(values, np.float64)
         ax.plot(np.arange(1, len(ys) + 1), ys, label=name, **(styles or {}).get(name, {}))
@@ -48,7 +49,7 @@ def curves(
     ax.set_title(title, fontsize=10)
     ax.xaxis.set_major_locator(_integer_locator())
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return save_figure(fig, path)
 
 
@@ -60,21 +61,27 @@ def _integer_locator():
 
 def sine_predictions(path: Path, x: np.ndarray, y: np.ndarray, predictions: Mapping[str, np.ndarray]) -> Path:
     """One panel per test sample: the input window, the true next value and each framework's
-    prediction. x (n, seq_len, 1), y (n,), predictions: framework -> (n,)."""
+    prediction (their values in the panel's title), one legend for all panels below them.
+    x (n, seq_len, 1), y (n,), predictions: framework -> (n,)."""
     plt = require_matplotlib()
     n, seq_len = x.shape[0], x.shape[1]
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), sharey=True, squeeze=False, layout="constrained")
     for i, ax in enumerate(axes[0]):
-        ax.plot(np.arange(seq_len), x[i, :, 0], color="gray", marker=".", markersize=3, label="input")
-        ax.scatter([seq_len], [y[i]], s=90, facecolors="none", edgecolors="black", label="truth", zorder=3)
+        ax.plot(np.arange(seq_len), x[i, :, 0], color="gray", marker=".", markersize=3, label="input window")
+        ax.scatter([seq_len], [y[i]], s=90, facecolors="none", edgecolors="black", label="true next value",
+                   zorder=3)
         for fw, pred in predictions.items():
             ax.scatter([seq_len], [pred[i]], marker=MARKERS[fw], s=70, color=STYLES[fw]["color"],
-                       label=f"{fw}: {pred[i]:+.4f}", zorder=4)
-        ax.set_title(f"test sample {i}: truth {y[i]:+.4f}", fontsize=9)
+                       label=f"{fw} prediction", zorder=4)
+        predicted = ", ".join(f"{fw} {pred[i]:+.4f}" for fw, pred in predictions.items())
+        ax.set_title(f"test sample {i}: truth {y[i]:+.4f}\n{predicted}", fontsize=9)
         ax.set_xlabel("time step")
-        ax.legend(fontsize=7, loc="lower left")
+        ax.set_xlim(-1, seq_len + 1)
+        ax.xaxis.set_major_locator(_integer_locator())
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("sin")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), fontsize=8, loc="outside lower center",
+               ncol=2 + len(predictions))
     fig.suptitle("Exercise 2: next-value predictions on the test set", fontsize=10)
     return save_figure(fig, path)
 

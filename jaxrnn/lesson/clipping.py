@@ -215,7 +215,7 @@ def clipping(out: Path, *, framework: str = "jax", seed: int = 0, epochs: int | 
             f"gradients to a relative {p['clip_parity.max_rel_diff']:.1e} (largest entry-wise).",
             "",
             "Why the two frameworks' norms above are not equal although the weights are: at these weights the "
-            "forward pass over 100 steps is chaotic. Moving one weight matrix (`weight_hh_l0`) by one ulp "
+            f"forward pass over {s['seq_len']} steps is chaotic. Moving one weight matrix (`weight_hh_l0`) by one ulp "
             f"changes torch's own output by up to {p['output_max_diff_torch_vs_torch_1ulp']:.2g}, and JAX's "
             f"output differs from torch's by up to {p['output_max_diff_jax_vs_torch']:.2g}, the same amount: "
             "float64 rounding, amplified by the same exploding Jacobian products that make the gradient huge. "

@@ -241,10 +241,10 @@ def run_compare(
 
 
 def plot_compare(path: Path, s: Mapping[str, Any], metrics: Mapping[str, float], cells: Sequence[str]) -> Path:
-    """Left: held-out accuracy against k per cell, with chance. Right: seconds per epoch per cell
-    (bars), with the first epoch (compile included) as a marker."""
+    """Left: held-out accuracy against k per cell, with chance. Right: milliseconds per epoch per
+    cell (bars, compile excluded), with the first epoch (compile included) under each cell's name."""
     plt = require_matplotlib()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [3, 2]})
     ks = list(s["ks"])
     for cell in cells:
         acc = [metrics[f"compare.{cell}.k{k}.accuracy"] for k in ks]
@@ -259,13 +259,15 @@ def plot_compare(path: Path, s: Mapping[str, Any], metrics: Mapping[str, float],
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
     xs = np.arange(len(cells))
-    per_epoch = [metrics[f"compare.{c}.time_per_epoch"] for c in cells]
-    right.bar(xs, per_epoch, color=[COLORS[c] for c in cells])
-    for x_, value in zip(xs, per_epoch):
-        right.text(x_, value, f"{value * 1e3:.0f} ms", ha="center", va="bottom", fontsize=8)
-    right.set_xticks(xs, [LABELS[c].replace(" (", "\n(") + f"\n1st epoch {metrics[f'compare.{c}.first_epoch_s']:.1f} s"
+    per_epoch_ms = np.array([metrics[f"compare.{c}.time_per_epoch"] for c in cells]) * 1e3
+    right.bar(xs, per_epoch_ms, color=[COLORS[c] for c in cells])
+    for x_, value in zip(xs, per_epoch_ms):
+        right.text(x_, value, f"{value:.0f} ms", ha="center", va="bottom", fontsize=8)
+    if np.isfinite(per_epoch_ms).any():
+        right.set_ylim(0, 1.12 * np.nanmax(per_epoch_ms))  # room for the bars' labels
+    right.set_xticks(xs, [LABELS[c].replace(" (", "\n(") + f"\n1st: {metrics[f'compare.{c}.first_epoch_s']:.1f} s"
                           for c in cells], fontsize=8)
-    right.set(ylabel="seconds per epoch (compile excluded; the 1st epoch, with it, below)",
+    right.set(ylabel="ms per epoch (compile excluded)", xlabel="1st: the first epoch, compile included",
               title=f"Time per epoch: {s['n_train'] // s['batch_size']} jitted steps of batch {s['batch_size']}")
     right.grid(alpha=0.3, axis="y")
     fig.suptitle("Section 9's table, measured: which cell remembers across k steps?", fontsize=10)
@@ -273,18 +275,22 @@ def plot_compare(path: Path, s: Mapping[str, Any], metrics: Mapping[str, float],
 
 
 def plot_curves(path: Path, s: Mapping[str, Any], curves: Mapping[str, Mapping[int, Sequence[float]]]) -> Path:
-    """Held-out accuracy per epoch, one panel per cell, one line per k."""
+    """Held-out accuracy per epoch, one panel per cell, one line per k; the legend right of the
+    last panel."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = require_matplotlib()
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves) + 0.8, 3.4), sharey=True, squeeze=False)
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(s["ks"])))
     for ax, (cell, per_k) in zip(axes[0], curves.items()):
         for color, (k, acc) in zip(colors, per_k.items()):
             ax.plot(np.arange(1, len(acc) + 1), acc, color=color, marker=".", label=f"k = {k}")
-        ax.axhline(1.0 / s["num_symbols"], color="gray", linestyle=":")
+        ax.axhline(1.0 / s["num_symbols"], color="gray", linestyle=":", label="chance")
         ax.set(title=LABELS[cell], xlabel="epoch", ylim=(0, 1.05))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("held-out accuracy")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0)
     fig.suptitle("Learning curves (training stops at the target accuracy)", fontsize=10)
     return save_figure(fig, path)
 
@@ -312,12 +318,13 @@ def compare_exercise(out: Path, *, framework: str = "jax", seed: int = 0, epochs
         ("compare_gradflow.png", f"The models trained on k = {last}: gradient norm of the held-out loss with "
                                  "respect to each input step, against the distance from the end."),
     ]
-    head = "| cell | " + " | ".join(f"k = {k}" for k in ks) + " | s / epoch | 1st epoch (compile) s |"
+    head = "| cell | " + " | ".join(f"k = {k}" for k in ks) + " | ms / epoch | 1st epoch (compile) s |"
     table = [head, "|---|" + "---|" * (len(ks) + 2)]
     for cell in CELLS:
         cells = [f"{metrics[f'compare.{cell}.k{k}.accuracy']:.3f} ({metrics[f'compare.{cell}.k{k}.epochs']:.0f})"
                  for k in ks]
-        table.append(f"| {LABELS[cell]} | " + " | ".join(cells) + f" | {metrics[f'compare.{cell}.time_per_epoch']:.3f}"
+        table.append(f"| {LABELS[cell]} | " + " | ".join(cells)
+                     + f" | {metrics[f'compare.{cell}.time_per_epoch'] * 1e3:.0f}"
                      f" | {metrics[f'compare.{cell}.first_epoch_s']:.2f} |")
     result.summary = [f"held-out accuracy (epochs) against k, chance {metrics['compare.chance']:.2f}:"]
     result.summary += [

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from jaxrnn.lesson import _cli, _common
+from jaxrnn.lesson import _cli, _common, _report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 REQUIRED = ("sine.test_mse", "sentiment.test_accuracy", "tagging.token_accuracy",
@@ -41,8 +41,47 @@ def test_all_writes_metrics_figures_and_report(tmp_path, capsys):
     for key in REQUIRED:  # every headline number is in the report, as written there
         assert f"`{key}`" in report
     assert "## All metrics (metrics.json)" in report
+    # a quick run is a smoke test: the lesson's targets are not applied; one framework ran
+    assert "(quick run: not applicable)" in report and "(pass)" not in report and "(FAIL)" not in report
+    assert "Frameworks: torch. " in report and "both start from the same weights" not in report
     printed = capsys.readouterr().out
     assert "== sine ==" in printed and "held-out accuracy" in printed and "metrics.json" in printed
+
+
+def _report_of(tmp_path, *, quick, frameworks=("jax", "torch")):
+    """REPORT.md for made-up headline numbers: on each target, one framework meets it and one misses it."""
+    metrics = {"jax.sine.test_mse": 1e-3, "torch.sine.test_mse": 1.2e-3,
+               "jax.tagging.token_accuracy": 0.995, "torch.tagging.token_accuracy": 0.98}
+    metrics = {k: v for k, v in metrics.items() if k.split(".")[0] in frameworks}
+    result = _common.ExerciseResult("sine", "Exercise 2", metrics=metrics, report=["(the exercise's section)"])
+    path = _report.write_report(tmp_path / "REPORT.md", [result], metrics, command="jaxrnn all",
+                                frameworks=frameworks, wall_s=1.0, quick=quick)
+    return path.read_text()
+
+
+def test_full_run_report_marks_each_target_pass_or_fail(tmp_path):
+    report = _report_of(tmp_path, quick=False)
+    assert "| `sine.test_mse` | <= 0.001 | 0.001 (pass) | 0.0012 (FAIL) |" in report
+    assert "| `tagging.token_accuracy` | >= 0.99 | 0.995 (pass) | 0.98 (FAIL) |" in report
+    assert "not applicable" not in report and _report.QUICK_NOTE not in report
+
+
+def test_quick_run_report_says_the_targets_do_not_apply(tmp_path):
+    report = _report_of(tmp_path, quick=True)
+    assert "| `sine.test_mse` | <= 0.001 | 0.001 (quick run: not applicable) | 0.0012 (quick run: not applicable) |" \
+        in report
+    assert "(pass)" not in report and "(FAIL)" not in report
+    assert _report.QUICK_NOTE in report and "not applicable here" in report
+
+
+@pytest.mark.parametrize("frameworks", [("jax",), ("torch",), ("jax", "torch")])
+def test_report_says_same_weights_only_when_both_frameworks_ran(tmp_path, frameworks):
+    report = _report_of(tmp_path, quick=False, frameworks=frameworks)
+    line = next(ln for ln in report.splitlines() if ln.startswith("Command:"))
+    both = "Frameworks: jax, torch (both start from the same weights and see the same data in the same order). "
+    assert (both in line) == (len(frameworks) == 2)
+    if len(frameworks) == 1:
+        assert f"Frameworks: {frameworks[0]}. Wall time" in line
 
 
 def test_one_exercise_in_jax(tmp_path):
