@@ -22,8 +22,14 @@ The arrays are time-major (time, batch, ·), or (batch, time, ·) with ``axis=1`
 the time axis where it lies, so batch-first data is never transposed. With ``seq_lengths`` the
 semantics are those of ``pack_padded_sequence``: outputs at padded steps are zero, the forward
 walk's final carry is each sequence's state at its own last valid step, and the reverse walk
-starts there. Reverse mode (``jax.grad``, ``jax.vjp``, grad of grad) works; forward mode does
-not (a ``custom_vjp``): the scan reference (``_scan``) serves it.
+starts there.
+
+Autodiff: reverse mode (``jax.grad``, ``jax.vjp``, ``jax.jacrev``, grad of grad) runs the
+hand-written backward; forward over reverse (``jax.hessian``, ``jax.jvp`` of ``jax.grad``)
+differentiates the backward pass as autodiff's VJP of the forward loop (a ``custom_jvp`` on the
+backward: the hand-written loop under a batched forward-mode trace made XLA's CPU compiler fail).
+Forward mode of the forward pass (``jax.jvp``, ``jax.jacfwd``) is impossible on a ``custom_vjp``
+and raises :data:`FORWARD_MODE`, which points to the scan reference (``_scan``).
 
 Engine tuning lives here: W_hh^T is materialised once per call, so each step is a plain
 row-major GEMM (XLA otherwise folds the transpose into every step's dot, 10-25% slower at
@@ -42,6 +48,22 @@ from . import _scan, _steps
 from ._specs import CellSpec
 
 Array = jax.Array
+
+FORWARD_MODE = (
+    "forward-mode autodiff (jax.jvp, jax.jacfwd) of impl='fused' is not supported: its gradient is "
+    "a hand-written jax.custom_vjp. Pass impl='scan' (the lax.scan reference, which supports every "
+    "autodiff mode and computes the same values); reverse mode (jax.grad, jax.vjp, jax.jacrev, grad "
+    "of grad) and forward over reverse (jax.hessian, jax.jvp of jax.grad) work on impl='fused'."
+)
+"""The error forward mode over the engine raises."""
+
+_JVP_TRACERS: tuple[type, ...] = ()
+try:  # what jax.jvp traces with; JAX has no public name for it (without it, JAX's own error stands)
+    from jax._src.interpreters.ad import JVPTracer
+
+    _JVP_TRACERS = (JVPTracer,)
+except ImportError:  # pragma: no cover
+    pass
 
 
 def _at(a: Array, t, axis: int) -> Array:
@@ -146,11 +168,16 @@ def _recurrence(xs, w_hh, bx, bh, carry0, mask, spec, reverse, precision, unroll
 
 def _recurrence_fwd(xs, w_hh, bx, bh, carry0, mask, spec, reverse, precision, unroll, axis):
     seqs, saved, carry_n = _forward(spec, xs, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis, save=True)
-    return (seqs[0], carry_n), (w_hh, bx, bh, carry0, mask, seqs, saved)
+    return (seqs[0], carry_n), (xs, w_hh, bx, bh, carry0, mask, seqs, saved)
 
 
 def _recurrence_bwd(spec, reverse, precision, unroll, axis, residuals, cotangents):
-    w_hh, bx, bh, carry0, mask, seqs, saved = residuals
+    return _backward(spec, reverse, precision, unroll, axis, residuals, cotangents)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2, 3, 4))
+def _backward(spec, reverse, precision, unroll, axis, residuals, cotangents):
+    _, w_hh, bx, bh, carry0, mask, seqs, saved = residuals
     dys, dcarry_n = cotangents
     leaves0, treedef = jax.tree.flatten(carry0)
     # carry(t-1) for every step, each array: the state each step started from
@@ -191,6 +218,24 @@ def _recurrence_bwd(spec, reverse, precision, unroll, axis, residuals, cotangent
     return tuple(dxs), dw, bias_grad(dxs, bx), bias_grad(dhhs, bh), treedef.unflatten(dcarry0), None
 
 
+@_backward.defjvp
+def _backward_jvp(spec, reverse, precision, unroll, axis, primals, tangents):
+    """Forward mode over the backward pass (``jax.hessian``, ``jax.jvp`` of ``jax.grad``): the
+    tangent of autodiff's VJP of the forward loop, which the hand-written backward equals."""
+    (xs, w_hh, bx, bh, carry0, mask, _, _), cotangents = primals
+    (dxs, dw_hh, dbx, dbh, dcarry0, _, _, _), dcotangents = tangents
+
+    def vjp(xs, w_hh, bx, bh, carry0, cotangents):
+        def forward(xs, w_hh, bx, bh, carry0):
+            seqs, _, carry_n = _forward(spec, xs, w_hh, bx, bh, carry0, mask, reverse, precision, unroll, axis,
+                                        save=False)
+            return seqs[0], carry_n
+
+        return (*jax.vjp(forward, xs, w_hh, bx, bh, carry0)[1](cotangents), None)
+
+    return jax.jvp(vjp, (xs, w_hh, bx, bh, carry0, cotangents), (dxs, dw_hh, dbx, dbh, dcarry0, dcotangents))
+
+
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
@@ -216,7 +261,7 @@ def run(
         runs the scan reference.
       x: (time, batch, I), or (batch, time, I) with ``axis=1``.
       carry0: the carry before the walk's first step, each array (batch, ·), in x's dtype.
-      seq_lengths: optional int array (batch,) with values in [1, time]: packed semantics.
+      seq_lengths: optional int array (batch,) with values in [0, time]: packed semantics.
       reverse: walk t = time-1 .. 0 (the backward direction of a bidirectional layer).
       axis: x's time axis, where the loops step.
       precision, unroll: of every matmul, and steps per iteration of the compiled loops.
@@ -231,4 +276,11 @@ def run(
     xs = _steps.project(w["weight_ih"], x, precision, spec.blocks)
     bx, bh = (None if b is None else b.reshape(1, -1) for b in _steps.biases(spec, w))
     mask = _steps.valid_mask(seq_lengths, x.shape[axis], axis)
-    return _recurrence(xs, w["weight_hh"], bx, bh, carry0, mask, spec, bool(reverse), precision, unroll, axis)
+    if any(isinstance(a, _JVP_TRACERS) for a in jax.tree.leaves((xs, w["weight_hh"], bx, bh, carry0))):
+        raise TypeError(FORWARD_MODE)  # under jit, JAX itself would only fail when lowering
+    try:
+        return _recurrence(xs, w["weight_hh"], bx, bh, carry0, mask, spec, bool(reverse), precision, unroll, axis)
+    except TypeError as error:
+        if "custom_vjp" not in str(error):
+            raise
+        raise TypeError(FORWARD_MODE) from error
