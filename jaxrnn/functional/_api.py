@@ -18,6 +18,25 @@ from ._specs import GRU, LSTM, RNN_RELU, RNN_TANH, CellSpec, LSTMState
 
 Array = jax.Array
 
+SEQ_LENGTHS_DOC = """      seq_lengths: ints (batch,) in [0, time], any order (an array, a list, or for unbatched x one
+        int): the result is torch's on ``pack_padded_sequence(x, seq_lengths, enforce_sorted=False)``
+        followed by ``pad_packed_sequence(..., total_length=time)``: outputs at padded positions
+        are zero, h_n holds each sequence's state at its own last valid step, and the reverse
+        direction starts there. A length of 0 (which torch refuses) is an empty sequence: zero
+        outputs, and h_n is hx. Known lengths outside [0, time] raise a ValueError; traced ones
+        (under ``jax.jit``) cannot be checked there and act as clipped to [0, time], unless the
+        call runs under ``jax.experimental.checkify.checkify(f, errors=checkify.user_checks)``,
+        whose error then names them."""
+"""The ``seq_lengths`` argument, as every recurrent layer's docstring states it."""
+
+AUTODIFF_DOC = """Autodiff: ``impl='scan'`` supports every mode. ``impl='fused'``
+    supports reverse mode (``jax.grad``, ``jax.vjp``, ``jax.jacrev``, grad of grad) and forward
+    over reverse (``jax.hessian``, ``jax.jvp`` of ``jax.grad``), with the same values as
+    ``'scan'``; forward mode (``jax.jvp``, ``jax.jacfwd``, the linear map of ``jax.linearize``)
+    cannot run through its ``jax.custom_vjp`` and raises a TypeError that says to pass
+    ``impl='scan'``."""
+"""What each ``impl`` supports of JAX's autodiff, as the docstrings state it."""
+
 _CALL_DOC = """
     Args:
       params: torch's ``state_dict()`` keys to arrays: ``weight_ih_l{{k}}``, ``weight_hh_l{{k}}``,
@@ -27,19 +46,14 @@ _CALL_DOC = """
         unbatched (time, input_size).
       {hx}
       batch_first: x and output are (batch, time, ·).
-      seq_lengths: int array (batch,) with values in [1, time], any order: the result is torch's on
-        ``pack_padded_sequence(x, seq_lengths, enforce_sorted=False)`` followed by
-        ``pad_packed_sequence(..., total_length=time)``: outputs at padded positions are zero,
-        h_n holds each sequence's state at its own last valid step, and the reverse direction
-        starts at each sequence's own last valid step.
+{lengths}
       dropout: the probability of zeroing each output of every layer but the last, applied (as
         torch does in training mode) only when ``dropout_key`` is given.
       dropout_key: a ``jax.random`` key for the dropout masks, or None (torch's eval mode); layer
         k's mask is drawn from ``jax.random.fold_in(dropout_key, k)``.
-      impl: ``'fused'`` (the default): the engine, a time loop with a hand-written backward pass
-        (reverse-mode autodiff: ``jax.grad``, ``jax.vjp``, grad of grad); ``'scan'``: the
-        reference, ``jax.lax.scan`` over the same step with autodiff (every mode, ``jax.jvp``,
-        ``jax.jacfwd`` and ``jax.hessian`` included). Both compute the same values.
+      impl: ``'fused'`` (the default): the engine, a time loop with a hand-written backward pass;
+        ``'scan'``: the reference, ``jax.lax.scan`` over the same step with autodiff. Both
+        compute the same values. {autodiff}
       precision: of every matmul (``jax.lax.Precision``).
       unroll: steps per iteration of the compiled time loops.
       dtype: the computation dtype; None promotes x's and the parameters' dtypes.
@@ -65,8 +79,9 @@ def _run(spec: CellSpec, owner: str, hx_name: str, params, x, hx, *, impl, preci
 def rnn(
     params: Mapping[str, Array],
     x: Array,
-    h0: Array | None = None,
+    hx: Array | None = None,
     *,
+    h0: Array | None = None,
     nonlinearity: str = "tanh",
     batch_first: bool = False,
     seq_lengths: Array | None = None,
@@ -90,7 +105,8 @@ def rnn(
     """
     _checks.one_of("nonlinearity", nonlinearity, ("tanh", "relu"), "rnn")
     spec = RNN_TANH if nonlinearity == "tanh" else RNN_RELU
-    return _run(spec, "rnn", "h0", params, x, h0, impl=impl, precision=precision, unroll=unroll,
+    hx, hx_name = _checks.initial_state(hx, h0, "rnn")
+    return _run(spec, "rnn", hx_name, params, x, hx, impl=impl, precision=precision, unroll=unroll,
                 batch_first=batch_first, seq_lengths=seq_lengths, dropout=dropout, dropout_key=dropout_key,
                 dtype=dtype)
 
@@ -130,8 +146,9 @@ def lstm(
 def gru(
     params: Mapping[str, Array],
     x: Array,
-    h0: Array | None = None,
+    hx: Array | None = None,
     *,
+    h0: Array | None = None,
     batch_first: bool = False,
     seq_lengths: Array | None = None,
     dropout: float = 0.0,
@@ -151,20 +168,23 @@ def gru(
     >>> output.shape, h_n.shape
     ((15, 40), (2, 20))
     """
-    return _run(GRU, "gru", "h0", params, x, h0, impl=impl, precision=precision, unroll=unroll,
+    hx, hx_name = _checks.initial_state(hx, h0, "gru")
+    return _run(GRU, "gru", hx_name, params, x, hx, impl=impl, precision=precision, unroll=unroll,
                 batch_first=batch_first, seq_lengths=seq_lengths, dropout=dropout, dropout_key=dropout_key,
                 dtype=dtype)
 
 
-_H0 = """h0: (num_layers * D, batch, hidden_size), or (num_layers * D, hidden_size) unbatched;
-        zeros when None."""
+_ARGS = {"lengths": SEQ_LENGTHS_DOC, "autodiff": AUTODIFF_DOC.replace("\n    ", "\n        ")}
+_H0 = """hx: torch's initial state (``h0`` is accepted as a keyword alias): (num_layers * D,
+        batch, hidden_size), or (num_layers * D, hidden_size) unbatched; zeros when None."""
 _RET = """h_n: (num_layers * D, batch, hidden_size), or (num_layers * D, hidden_size) unbatched;
         row ``k * D + d`` is layer k, direction d (0 forward, 1 backward)."""
-rnn.__doc__ = (rnn.__doc__ or "") + _CALL_DOC.format(hx=_H0, out="hidden_size", ret=_RET).replace(
+rnn.__doc__ = (rnn.__doc__ or "") + _CALL_DOC.format(hx=_H0, out="hidden_size", ret=_RET, **_ARGS).replace(
     "      dtype:", "      nonlinearity: ``'tanh'`` or ``'relu'``.\n      dtype:"
 )
-gru.__doc__ = (gru.__doc__ or "") + _CALL_DOC.format(hx=_H0, out="hidden_size", ret=_RET)
+gru.__doc__ = (gru.__doc__ or "") + _CALL_DOC.format(hx=_H0, out="hidden_size", ret=_RET, **_ARGS)
 lstm.__doc__ = (lstm.__doc__ or "") + _CALL_DOC.format(
+    **_ARGS,
     hx="""hx: ``(h0, c0)``: h0 (num_layers * D, batch, P or H), c0 (num_layers * D, batch, H)
         (without the batch axis for unbatched x); zeros when None.""",
     out="(P or H)",
@@ -181,7 +201,8 @@ def cell(spec: CellSpec, params: Mapping[str, Array], x: Array, hx: Any, *, owne
     """One step of a cell on torch's cell keys (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``):
     the checks, the dtype, then the input half and the recurrent half (``_steps``)."""
     input_size, hidden_size, proj_size = _params.cell_layout(params, spec, owner)
-    _checks.floating_array("x", x, owner)
+    params = {k: _checks.array(f"params[{k!r}]", v, owner) for k, v in params.items()}
+    x = _checks.floating_array("x", x, owner)
     if x.ndim not in (1, 2):
         raise ValueError(f"{owner}: expected x to be 1D (unbatched) or 2D (batch, input_size), got {x.ndim}D")
     if x.shape[-1] != input_size:
@@ -189,12 +210,11 @@ def cell(spec: CellSpec, params: Mapping[str, Array], x: Array, hx: Any, *, owne
     lead = x.shape[:-1]
     if hx is not None:
         hx = _checks.carry(hx, spec.carry_shapes(lead, hidden_size, proj_size or hidden_size), hx_name, owner)
-    if dtype is None:
-        dtype = jnp.result_type(x, *params.values())
-    w = {k: v.astype(dtype) for k, v in params.items()}
-    x = x.astype(dtype)
+    dtype = jax.dtypes.canonicalize_dtype(jnp.result_type(x, *params.values()) if dtype is None else dtype)
+    w = {k: jnp.asarray(v, dtype) for k, v in params.items()}
+    x = jnp.asarray(x, dtype)
     hx = spec.zero_carry(lead, hidden_size, proj_size or hidden_size, dtype) if hx is None else jax.tree.map(
-        lambda a: a.astype(dtype), hx)
+        lambda a: jnp.asarray(a, dtype), hx)
     return _steps.step(spec, w, hx, _steps.input_half(spec, w, x, precision), precision)[0]
 
 

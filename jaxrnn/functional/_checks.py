@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -92,14 +93,34 @@ def open_fraction(name: str, value, owner: str) -> float:
     return number
 
 
-def floating_array(name: str, value, owner: str) -> None:
-    """Raise unless ``value`` has a shape and a floating dtype (bfloat16 included)."""
+def array(name: str, value, owner: str):
+    """``value`` as an array: a JAX or NumPy array (a tracer too) as it is, anything else through
+    ``numpy.asarray`` (a list, a CPU torch tensor); a TypeError naming ``name`` and the conversion
+    when numpy cannot take it (a torch tensor that requires grad, one on a GPU, ragged lists)."""
+    import jax
+
+    if isinstance(value, (jax.Array, np.ndarray, jax.core.Tracer)):
+        return value
+    try:
+        converted = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as error:
+        fix = " (for a torch tensor: t.detach().cpu().numpy())" if hasattr(value, "detach") else ""
+        raise TypeError(f"{owner}: `{name}` must be an array or what numpy.asarray accepts{fix}, got "
+                        f"{type(value).__name__}: {error}") from error
+    if converted.dtype == object:
+        raise TypeError(f"{owner}: `{name}` must be an array or what numpy.asarray accepts, got "
+                        f"{type(value).__name__}")
+    return converted
+
+
+def floating_array(name: str, value, owner: str):
+    """``value`` as an array (:func:`array`); raise unless it has a floating dtype (bfloat16 included)."""
     import jax.numpy as jnp
 
-    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
-        raise TypeError(f"{owner}: `{name}` must be an array, got {type(value).__name__}")
+    value = array(name, value, owner)
     if not jnp.issubdtype(value.dtype, jnp.floating):
         raise TypeError(f"{owner}: `{name}` must have a floating dtype, got {value.dtype}")
+    return value
 
 
 def is_concrete(value) -> bool:
@@ -124,21 +145,35 @@ def carry(value, expected, name: str, owner: str):
             raise TypeError(f"{owner}: `{name}` must be a pair (h, c), got {type(value).__name__}")
         parts = [carry(v, e, f"{name}[{i}]", owner) for i, (v, e) in enumerate(zip(value, expected))]
         return type(expected)(*parts)
-    floating_array(name, value, owner)
+    value = floating_array(name, value, owner)
     if tuple(value.shape) != tuple(expected):
         raise ValueError(f"{owner}: expected {name} of shape {tuple(expected)}, got {tuple(value.shape)}")
     return value
 
 
+def initial_state(hx: Any, h0: Any, owner: str) -> tuple[Any, str]:
+    """The initial state given as torch's ``hx`` or as ``h0`` (an alias), with the name it came
+    under: ``(state, name)``; a TypeError when both are given."""
+    if h0 is None:
+        return hx, "hx"
+    if hx is not None:
+        raise TypeError(f"{owner}: got both `hx` and `h0`, two names for the initial state (torch's is hx); pass one")
+    return h0, "h0"
+
+
 def recurrent_call(x, hx, seq_lengths, *, input_size: int, batch_first: bool, carry_shapes, hx_name: str, owner: str):
     """torch's input checks of a recurrent layer's call, plus pack_padded_sequence's length checks.
 
-    ``carry_shapes(lead)`` gives the expected hx shapes for leading axes ``lead``. Returns hx as a
-    carry of ``carry_shapes``'s type (None stays None).
+    ``carry_shapes(lead)`` gives the expected hx shapes for leading axes ``lead``. Returns
+    ``(x, hx, seq_lengths)`` as arrays: hx a carry of ``carry_shapes``'s type (None stays None),
+    seq_lengths (batch,) int, or () for unbatched x. Known lengths must lie in [0, time]; traced
+    ones (under jit) are checked by ``jax.experimental.checkify`` when the caller checkifies
+    (``errors=checkify.user_checks``), and otherwise act as clipped to [0, time].
     """
     import jax.numpy as jnp
+    from jax.experimental import checkify
 
-    floating_array("x", x, owner)
+    x = floating_array("x", x, owner)
     if x.ndim not in (2, 3):
         raise ValueError(f"{owner}: expected x to be 2D (unbatched) or 3D (batched), got {x.ndim}D (x.shape={x.shape})")
     if x.shape[-1] != input_size:
@@ -151,19 +186,20 @@ def recurrent_call(x, hx, seq_lengths, *, input_size: int, batch_first: bool, ca
     if hx is not None:
         hx = carry(hx, carry_shapes((x.shape[1 - time_axis],) if batched else ()), hx_name, owner)
     if seq_lengths is not None:
-        if not batched:
-            raise ValueError(f"{owner}: `seq_lengths` needs batched 3D input, got unbatched x of shape {x.shape}")
-        if not hasattr(seq_lengths, "dtype") or not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
-            got = getattr(seq_lengths, "dtype", type(seq_lengths).__name__)
-            raise TypeError(f"{owner}: `seq_lengths` must be an integer array, got {got}")
-        batch = x.shape[1 - time_axis]
-        if seq_lengths.shape != (batch,):
-            raise ValueError(f"{owner}: expected `seq_lengths` of shape ({batch},), got {seq_lengths.shape}")
+        seq_lengths = array("seq_lengths", seq_lengths, owner)
+        if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+            raise TypeError(f"{owner}: `seq_lengths` must be integers, got dtype {seq_lengths.dtype}")
+        expected = (x.shape[1 - time_axis],) if batched else ()
+        if seq_lengths.shape != expected:
+            what = f"of shape {expected}" if batched else "a scalar (one length for unbatched x)"
+            raise ValueError(f"{owner}: expected `seq_lengths` {what}, got shape {seq_lengths.shape}")
+        message = (f"{owner}: `seq_lengths` must lie in [0, {steps}] (the number of time steps), "
+                   "got min {lo} and max {hi}")
         if is_concrete(seq_lengths):
             lengths = np.asarray(seq_lengths)
-            if lengths.min() < 1 or lengths.max() > steps:
-                raise ValueError(
-                    f"{owner}: `seq_lengths` must lie in [1, {steps}] (the number of time steps), "
-                    f"got min {lengths.min()} and max {lengths.max()}"
-                )
-    return hx
+            if lengths.size and (lengths.min() < 0 or lengths.max() > steps):
+                raise ValueError(message.format(lo=lengths.min(), hi=lengths.max()))
+        else:
+            checkify.debug_check(jnp.all((seq_lengths >= 0) & (seq_lengths <= steps)), message,
+                                 lo=jnp.min(seq_lengths), hi=jnp.max(seq_lengths))
+    return x, hx, seq_lengths

@@ -78,28 +78,30 @@ def forward(
     parameters are cast to it once, here.
     """
     layout = _params.layout(params, spec, owner)
+    params = {k: _checks.array(f"params[{k!r}]", v, owner) for k, v in params.items()}
     _checks.probability("dropout", dropout, owner)
     rows = layout.num_layers * layout.num_directions
-    hx = _checks.recurrent_call(
+    x, hx, seq_lengths = _checks.recurrent_call(
         x, hx, seq_lengths, input_size=layout.input_size, batch_first=batch_first,
         carry_shapes=lambda lead: spec.carry_shapes((rows,) + lead, layout.hidden_size, layout.state_size),
         hx_name=hx_name, owner=owner,
     )
-    if dtype is None:
-        dtype = jnp.result_type(x, *params.values())
-    x = x.astype(dtype)
-    params = {k: v.astype(dtype) for k, v in params.items()}
+    # float64 from numpy is float32 where x64 is off, as a Flax layer casts it
+    dtype = jax.dtypes.canonicalize_dtype(jnp.result_type(x, *params.values()) if dtype is None else dtype)
+    x = jnp.asarray(x, dtype)
+    params = {k: jnp.asarray(v, dtype) for k, v in params.items()}
     batched = x.ndim == 3
     if not batched:  # torch: (T, I) -> (T, 1, I); batch_first does not apply
         x = x[:, None]
         hx = None if hx is None else jax.tree.map(lambda a: a[:, None], hx)
+        seq_lengths = None if seq_lengths is None else jnp.reshape(seq_lengths, (1,))
     axis = 1 if (batched and batch_first) else 0
     if axis == 1 and not backend.batch_first:
         x, axis = jnp.swapaxes(x, 0, 1), 0
     batch = x.shape[1 - axis]
     if hx is None:
         hx = spec.zero_carry((rows, batch), layout.hidden_size, layout.state_size, dtype)
-    hx = jax.tree.map(lambda a: a.astype(dtype), hx)
+    hx = jax.tree.map(lambda a: jnp.asarray(a, dtype), hx)
 
     finals = []
     for layer in range(layout.num_layers):

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..functional import _checks, _layers, _params, _scan, _specs
+from ..functional import _api, _checks, _layers, _params, _scan, _specs
 from ..functional._specs import CellSpec, LSTMState
 from ._cells import GRUCell, LSTMCell, RNNCell, _Cell
 
@@ -86,7 +86,7 @@ class _Recurrent(nn.Module):
     def _cell(self, input_size: int, name: str) -> _Cell:
         raise NotImplementedError
 
-    def _forward(self, x: Array, hx: Any, seq_lengths: Array | None, deterministic: bool, hx_name: str):
+    def _forward(self, x: Array, hx: Any, hx_name: str, seq_lengths: Array | None, deterministic: bool):
         cells: dict[str, _Cell] = {}
         params: dict[str, Array] = {}
         for layer in range(self.num_layers):
@@ -107,19 +107,15 @@ class _Recurrent(nn.Module):
         )
 
 
-_SHARED_DOC = """
-    Call: ``output, h_n = layer.apply(variables, x, h0=None, seq_lengths=None, deterministic=True)``.
+_SHARED_DOC = (f"""
+    Call: ``output, h_n = layer.apply(variables, x, hx=None, *, seq_lengths=None, deterministic=True)``.
 
     Args (of the call):
       x: (time, batch, input_size), or (batch, time, input_size) with ``batch_first``, or
         unbatched (time, input_size).
-      h0: torch's ``hx``: (num_layers * num_directions, batch, hidden_size), or
-        (num_layers * num_directions, hidden_size) unbatched; zeros when None.
-      seq_lengths: int array (batch,) with values in [1, time], any order. The result is torch's
-        on ``pack_padded_sequence(x, seq_lengths, enforce_sorted=False)`` followed by
-        ``pad_packed_sequence(..., total_length=time)``: outputs at padded positions are zero,
-        h_n holds each sequence's state at its own last valid step, and the reverse direction
-        starts at each sequence's own last valid step.
+      hx: torch's initial state (``h0=`` is accepted as an alias): (num_layers * num_directions,
+        batch, hidden_size), or (num_layers * num_directions, hidden_size) unbatched; zeros when None.
+{_api.SEQ_LENGTHS_DOC}
       deterministic: when False, dropout (rate ``dropout``, rng stream ``'dropout'``) is applied
         to the output of every layer but the last, as torch does in training mode.
 
@@ -128,7 +124,7 @@ _SHARED_DOC = """
         the last layer's states, forward and backward concatenated on the last axis.
       h_n: (num_layers * D, batch, hidden_size), or (num_layers * D, hidden_size) unbatched;
         row ``k * D + d`` is layer k, direction d (0 forward, 1 backward).
-"""
+""")
 
 
 class RNN(_Recurrent):
@@ -148,9 +144,7 @@ class RNN(_Recurrent):
     weight gradient is one GEMM over all steps afterwards), stepping along a batch-first x in
     place; ``impl='scan'`` is the reference, ``flax.linen.scan`` over ``RNNCell`` with autodiff.
     Both compute the same values (the float64 parity suites hold each to torch at 1e-10).
-    The engine's gradient is a ``jax.custom_vjp``: reverse mode (``jax.grad``, ``jax.vjp``,
-    grad of grad) works, forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) does not;
-    use ``impl='scan'`` for those.
+    """ + _api.AUTODIFF_DOC + """
     Parameters of layer k live under ``l{k}`` (``l{k}_reverse`` for the backward direction)
     with torch's names: ``weight_ih`` (H, I) for layer 0, (H, D*H) above it, ``weight_hh``
     (H, H), ``bias_ih`` (H,), ``bias_hh`` (H,); torch's key ``weight_ih_l1_reverse`` is
@@ -204,9 +198,15 @@ class RNN(_Recurrent):
 
     @nn.compact
     def __call__(
-        self, x: Array, h0: Array | None = None, *, seq_lengths: Array | None = None, deterministic: bool = True
+        self,
+        x: Array,
+        hx: Array | None = None,
+        *,
+        seq_lengths: Array | None = None,
+        deterministic: bool = True,
+        h0: Array | None = None,
     ) -> tuple[Array, Array]:
-        return self._forward(x, h0, seq_lengths, deterministic, "h0")
+        return self._forward(x, *_checks.initial_state(hx, h0, type(self).__name__), seq_lengths, deterministic)
 
 
 class GRU(_Recurrent):
@@ -222,8 +222,7 @@ class GRU(_Recurrent):
     (the default) runs the core's engine (one matmul and the GRU's elementwise step per step,
     keeping the gates' activations; a backward loop of the step's written-out derivative
     carrying only dh; dW_hh one GEMM afterwards); ``impl='scan'`` is ``flax.linen.scan`` over
-    ``GRUCell`` with autodiff. Both compute the same values. Autodiff as for ``RNN``: forward
-    mode (``jax.jvp``, ``jax.hessian``) needs ``impl='scan'``.
+    ``GRUCell`` with autodiff. Both compute the same values. Autodiff as for ``RNN``.
 """
         + _SHARED_DOC
         + """
@@ -259,9 +258,15 @@ class GRU(_Recurrent):
 
     @nn.compact
     def __call__(
-        self, x: Array, h0: Array | None = None, *, seq_lengths: Array | None = None, deterministic: bool = True
+        self,
+        x: Array,
+        hx: Array | None = None,
+        *,
+        seq_lengths: Array | None = None,
+        deterministic: bool = True,
+        h0: Array | None = None,
     ) -> tuple[Array, Array]:
-        return self._forward(x, h0, seq_lengths, deterministic, "h0")
+        return self._forward(x, *_checks.initial_state(hx, h0, type(self).__name__), seq_lengths, deterministic)
 
 
 class LSTM(_Recurrent):
@@ -343,4 +348,4 @@ class LSTM(_Recurrent):
         seq_lengths: Array | None = None,
         deterministic: bool = True,
     ) -> tuple[Array, LSTMState]:
-        return self._forward(x, hx, seq_lengths, deterministic, "hx")
+        return self._forward(x, hx, "hx", seq_lengths, deterministic)

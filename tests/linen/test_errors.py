@@ -82,28 +82,28 @@ def test_integer_input_is_a_type_error():
 @pytest.mark.parametrize(
     "layer, x, h0, match",
     [
-        (jaxrnn.RNN(3, 5, 2), X, jnp.zeros((1, 4, 5)), r"expected h0 of shape \(2, 4, 5\), got \(1, 4, 5\)"),
+        (jaxrnn.RNN(3, 5, 2), X, jnp.zeros((1, 4, 5)), r"expected hx of shape \(2, 4, 5\), got \(1, 4, 5\)"),
         (
             jaxrnn.RNN(3, 5, bidirectional=True),
             X,
             jnp.zeros((1, 4, 5)),
-            r"expected h0 of shape \(2, 4, 5\), got \(1, 4, 5\)",
+            r"expected hx of shape \(2, 4, 5\), got \(1, 4, 5\)",
         ),
-        (jaxrnn.RNN(3, 5), X, jnp.zeros((1, 4, 6)), r"expected h0 of shape \(1, 4, 5\), got \(1, 4, 6\)"),
+        (jaxrnn.RNN(3, 5), X, jnp.zeros((1, 4, 6)), r"expected hx of shape \(1, 4, 5\), got \(1, 4, 6\)"),
         (
             jaxrnn.RNN(3, 5),
             X,
             jnp.zeros((1, 1, 5)),
-            r"expected h0 of shape \(1, 4, 5\), got \(1, 1, 5\)",
+            r"expected hx of shape \(1, 4, 5\), got \(1, 1, 5\)",
         ),  # no broadcast
-        (jaxrnn.RNN(3, 5), X, jnp.zeros((4, 5)), r"expected h0 of shape \(1, 4, 5\), got \(4, 5\)"),
+        (jaxrnn.RNN(3, 5), X, jnp.zeros((4, 5)), r"expected hx of shape \(1, 4, 5\), got \(4, 5\)"),
         (
             jaxrnn.RNN(3, 5, batch_first=True),
             X,
             jnp.zeros((1, 4, 5)),
-            r"expected h0 of shape \(1, 6, 5\), got \(1, 4, 5\)",
+            r"expected hx of shape \(1, 6, 5\), got \(1, 4, 5\)",
         ),
-        (jaxrnn.RNN(3, 5), X[:, 0], jnp.zeros((1, 1, 5)), r"expected h0 of shape \(1, 5\), got \(1, 1, 5\)"),
+        (jaxrnn.RNN(3, 5), X[:, 0], jnp.zeros((1, 1, 5)), r"expected hx of shape \(1, 5\), got \(1, 1, 5\)"),
     ],
 )
 def test_h0_shape_errors(layer, x, h0, match):
@@ -114,21 +114,23 @@ def test_h0_shape_errors(layer, x, h0, match):
 @pytest.mark.parametrize(
     "lengths, error, match",
     [
-        (jnp.array([1.0, 2.0, 3.0, 4.0]), TypeError, r"`seq_lengths` must be an integer array, got float"),
-        ([1, 2, 3, 4], TypeError, r"`seq_lengths` must be an integer array, got list"),
-        (jnp.array([1, 2, 3]), ValueError, r"expected `seq_lengths` of shape \(4,\), got \(3,\)"),
-        (jnp.array([[1, 2, 3, 4]]), ValueError, r"expected `seq_lengths` of shape \(4,\), got \(1, 4\)"),
+        (jnp.array([1.0, 2.0, 3.0, 4.0]), TypeError, r"`seq_lengths` must be integers, got dtype float"),
+        ([1.0, 2.0, 3.0, 4.0], TypeError, r"`seq_lengths` must be integers, got dtype float64"),
+        ([[1, 2], [3]], TypeError, r"`seq_lengths` must be an array or what numpy.asarray accepts, got list"),
+        (jnp.array([1, 2, 3]), ValueError, r"expected `seq_lengths` of shape \(4,\), got shape \(3,\)"),
+        (jnp.array([[1, 2, 3, 4]]), ValueError, r"expected `seq_lengths` of shape \(4,\), got shape \(1, 4\)"),
         (
-            jnp.array([0, 2, 3, 4]),
+            jnp.array([-1, 2, 3, 4]),
             ValueError,
-            r"`seq_lengths` must lie in \[1, 6\] \(the number of time steps\), got min 0 and max 4",
+            r"`seq_lengths` must lie in \[0, 6\] \(the number of time steps\), got min -1 and max 4",
         ),
         (
             jnp.array([1, 2, 7, 4]),
             ValueError,
-            r"`seq_lengths` must lie in \[1, 6\] \(the number of time steps\), got min 1 and max 7",
+            r"`seq_lengths` must lie in \[0, 6\] \(the number of time steps\), got min 1 and max 7",
         ),
-        (np.array([1, 2, 7, 4]), ValueError, r"`seq_lengths` must lie in \[1, 6\]"),
+        (np.array([1, 2, 7, 4]), ValueError, r"`seq_lengths` must lie in \[0, 6\]"),
+        ([1, 2, 7, 4], ValueError, r"`seq_lengths` must lie in \[0, 6\]"),
     ],
 )
 def test_seq_lengths_errors(lengths, error, match):
@@ -136,9 +138,9 @@ def test_seq_lengths_errors(lengths, error, match):
         _apply(jaxrnn.RNN(3, 5), X, seq_lengths=lengths)
 
 
-def test_seq_lengths_with_unbatched_input_is_an_error():
+def test_seq_lengths_with_unbatched_input_must_be_one_int():
     with pytest.raises(
-        ValueError, match=r"RNN: `seq_lengths` needs batched 3D input, got unbatched x of shape \(6, 3\)"
+        ValueError, match=r"RNN: expected `seq_lengths` a scalar \(one length for unbatched x\), got shape \(1,\)"
     ):
         _apply(jaxrnn.RNN(3, 5), X[:, 0], seq_lengths=jnp.array([3]))
 
