@@ -3,6 +3,8 @@ writes its figures. The full runs (make demo) stay out of the suite."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -61,7 +63,24 @@ def test_sentiment_learns_in_both_frameworks(tmp_path):
     # same data, weights and batch order: the first epochs agree to float32 rounding
     np.testing.assert_allclose(result.histories["jax"]["step_loss"][:10], result.histories["torch"]["step_loss"][:10],
                                rtol=1e-4)
+    # ... and where they part, torch nudged by one ulp parts from itself as far: rounding, not a difference
+    m = result.metrics
+    assert m["torch.sentiment.drift.quiet_steps"] >= 20 and m["torch.sentiment.drift.quiet_gap"] < 1e-5
+    if not math.isnan(m["torch.sentiment.drift.step"]):
+        assert m["torch.sentiment.drift.torch_1ulp_max_gap"] > 10 * m["torch.sentiment.drift.quiet_gap"]
+        assert any(line.startswith("Why the two frameworks' numbers differ") for line in result.report)
     _check_figures(result, tmp_path)
+
+
+def test_drift_finds_where_two_runs_part():
+    """Two step-loss curves equal to 1e-7 for 50 steps, then a gap doubling every step."""
+    a = np.zeros(100)
+    b = np.r_[np.full(50, 1e-7), 1e-7 * 2.0 ** np.arange(1, 51)]
+    d = sentiment.drift(a, b, 20)
+    # 1e-7 * 2^k passes 1e-5 at k = 7 (step 57), 1e-4 at k = 10 (step 60), 1e-2 at k = 17 (step 67)
+    assert (d["step"], d["epoch"], d["quiet_steps"], d["grow_from_step"], d["grow_to_step"]) == (60, 3, 56, 57, 67)
+    assert d["doubling_steps"] == 1.0
+    assert math.isnan(sentiment.drift(np.zeros(40), np.full(40, 1e-6), 20)["step"])
 
 
 def test_clipping_bounds_every_step(tmp_path):
