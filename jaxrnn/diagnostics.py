@@ -212,7 +212,9 @@ def plot_gradient_flow(
     if not isinstance(runs, Mapping) or not runs:
         raise ValueError("plot_gradient_flow: `runs` must be a non-empty mapping label -> norms (time,)")
     plt = _figures.require_matplotlib()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for label, values in runs.items():
         norms = np.asarray(values, np.float64)
         if norms.ndim != 1:
@@ -224,7 +226,8 @@ def plot_gradient_flow(
     ax.set_yscale("log")
     ax.set(title=title, xlabel="distance from the end, T - 1 - t (steps)", ylabel="||dL/dx(t)||")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the curves
     return _figures.save_figure(fig, path)
 
 
