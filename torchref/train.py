@@ -4,7 +4,14 @@ The twin of ``jaxrnn.train``: the same batch order (``numpy.random.default_rng(s
 ``rng.permutation(n)`` cut into batches at every epoch, the last batch smaller), the same losses
 and the same history layout, so that runs of both frameworks on the same data and starting
 weights can be compared number for number. Data comes in as numpy arrays; floating arrays are
-cast to the model's dtype. Never imports jaxrnn.
+cast to the model's dtype, integer (and bool) arrays become int64 tensors on the CPU (what
+``nn.Embedding``, ``nn.CrossEntropyLoss`` and ``pack_padded_sequence``'s ``lengths`` take).
+
+The inputs x may be several arrays with one leading (batch) axis, batched together and passed
+as ``jaxrnn.train`` passes them: a plain ``tuple`` as positional arguments (``model(*xb)``, so a
+``forward(ids, lengths)`` trains on ``(ids, lengths)``), a ``dict`` as keyword arguments
+(``model(**xb)``), anything else (one array, a NamedTuple) as one argument. A NamedTuple's or a
+dict's fields are converted and batched one by one; a list is one array. Never imports jaxrnn.
 """
 
 import math
@@ -46,20 +53,47 @@ def _tensor(array, dtype):
     return t.to(dtype) if t.is_floating_point() else t.long()
 
 
+def _map(fn, x):
+    """``fn`` on every array of the inputs x: a tuple's (a NamedTuple's) items, a dict's values,
+    nested; anything else (an array, a list) is one array."""
+    if isinstance(x, dict):
+        return {k: _map(fn, v) for k, v in x.items()}
+    if isinstance(x, tuple):
+        items = [_map(fn, v) for v in x]
+        return type(x)(*items) if hasattr(x, "_fields") else tuple(items)
+    return fn(x)
+
+
+def _leaves(x):
+    out = []
+    _map(out.append, x)
+    return out
+
+
+def _call(model, x):
+    """The model on the inputs x: a plain tuple as positional arguments, a dict as keywords."""
+    if type(x) is tuple:
+        return model(*x)
+    if isinstance(x, dict):
+        return model(**x)
+    return model(x)
+
+
 def predict(model, x):
-    """``model(x)`` in eval mode without gradients, as a numpy array."""
+    """``model(x)`` in eval mode without gradients, as a numpy array (x as in :func:`train`)."""
     dtype = next(model.parameters()).dtype
     model.eval()
     with torch.no_grad():
-        return model(_tensor(x, dtype)).numpy()
+        return _call(model, _map(lambda a: _tensor(a, dtype), x)).numpy()
 
 
 def evaluate(model, x, y, loss, metric=None):
-    """``{'loss': float, 'metric': float}`` on a whole data set (metric NaN without one)."""
+    """``{'loss': float, 'metric': float}`` on a whole data set (metric NaN without one; x as in
+    :func:`train`)."""
     dtype = next(model.parameters()).dtype
     model.eval()
     with torch.no_grad():
-        out = model(_tensor(x, dtype))
+        out = _call(model, _map(lambda a: _tensor(a, dtype), x))
         y_t = _tensor(y, dtype)
         metric_fn = _metric(metric)
         return {
@@ -76,7 +110,8 @@ def train(model, x, y, *, loss, epochs, batch_size, lr, clip_norm=None, optimize
 
     Args:
       model: a torch module (its dtype decides the dtype of the data).
-      x, y: training inputs and targets, numpy arrays with the same first dimension.
+      x, y: training inputs and targets with the same first dimension: y a numpy array, x one
+        array, a tuple of arrays (``model(*xb)``), a dict of arrays (``model(**xb)``) or a NamedTuple.
       loss: 'mse' (``nn.MSELoss``) or 'cross_entropy' (``nn.CrossEntropyLoss`` over all tokens).
       epochs, batch_size, lr, clip_norm, seed: as ``jaxrnn.train``.
       x_test, y_test: optional test set, evaluated after every epoch.
@@ -89,7 +124,11 @@ def train(model, x, y, *, loss, epochs, batch_size, lr, clip_norm=None, optimize
       test_loss, test_metric (per epoch), step_loss, step_grad_norm (per step), metric (the name).
     """
     dtype = next(model.parameters()).dtype
-    x_all, y_all = _tensor(x, dtype), _tensor(y, dtype)
+    x_all, y_all = _map(lambda a: _tensor(a, dtype), x), _tensor(y, dtype)
+    n = len(y_all)
+    for t in _leaves(x_all):
+        if t.dim() == 0 or len(t) != n:
+            raise ValueError(f"every input needs y's {n} examples on its first axis, got shape {tuple(t.shape)}")
     criterion = _criterion(loss)
     metric_fn = _metric(metric)
     if optimizer == "adam":
@@ -102,7 +141,6 @@ def train(model, x, y, *, loss, epochs, batch_size, lr, clip_norm=None, optimize
     history = {k: [] for k in ("loss", "grad_norm", "train_metric", "test_loss", "test_metric",
                                "step_loss", "step_grad_norm")}
     history["metric"] = metric
-    n = len(x_all)
     rng = np.random.default_rng(seed)
     for _ in range(epochs):
         model.train()
@@ -110,9 +148,9 @@ def train(model, x, y, *, loss, epochs, batch_size, lr, clip_norm=None, optimize
         losses, norms, metrics, sizes = [], [], [], []
         for start in range(0, n, batch_size):
             idx = torch.as_tensor(order[start:start + batch_size])
-            xb, yb = x_all[idx], y_all[idx]
+            xb, yb = _map(lambda t, idx=idx: t[idx], x_all), y_all[idx]
             opt.zero_grad()
-            out = model(xb)
+            out = _call(model, xb)
             batch_loss = criterion(out, yb)
             batch_loss.backward()
             # with max_norm=inf this only measures the norm (the scale is clamped to 1)

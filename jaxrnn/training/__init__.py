@@ -1,9 +1,9 @@
 """Training with optax: losses, clipping, the step, the loop, checkpoints and data parallelism.
 
 One file per idea, data flowing one way: ``_loop`` (``train``, ``evaluate``, ``predict``) calls
-``_step`` (the jitted step), which calls ``_optim`` (Adam behind torch's clipping) and
-``_losses``; ``_checkpoint`` (orbax), ``_sharding`` (``jax.sharding``) and ``_progress`` (rich)
-serve the loop.
+``_step`` (the jitted step), which calls ``_inputs`` (how a pytree of inputs and the training or
+evaluation mode reach the model), ``_optim`` (Adam behind torch's clipping) and ``_losses``;
+``_checkpoint`` (orbax), ``_sharding`` (``jax.sharding``) and ``_progress`` (rich) serve the loop.
 """
 
 from ._checkpoint import CheckpointError as CheckpointError

@@ -104,9 +104,12 @@ def describe_arrays(tree) -> dict[str, str]:
             for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def fingerprint(*arrays) -> str:
-    """A sha256 of the arrays' dtypes, shapes and bytes (the data a run trains on)."""
+def fingerprint(*arrays, structure: str | None = None) -> str:
+    """A sha256 of the arrays' dtypes, shapes and bytes (the data a run trains on), after
+    ``structure`` when given (how the arrays make up the model's inputs: a pytree's structure)."""
     digest = hashlib.sha256()
+    if structure is not None:
+        digest.update(structure.encode())
     for array in arrays:
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype.str}{array.shape}".encode())

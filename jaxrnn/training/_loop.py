@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
+import flax.errors
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -25,7 +26,7 @@ import optax
 
 from .. import data as _data
 from ..functional import _checks
-from . import _checkpoint, _sharding
+from . import _checkpoint, _inputs, _sharding
 from ._losses import LOSSES, METRICS, LossFn, resolve
 from ._progress import progress_bar
 from ._step import cached_train_step, jitted_apply
@@ -81,24 +82,79 @@ class NonFiniteError(FloatingPointError):
         self.epoch, self.step, self.result, self.checkpoint = epoch, step, result, checkpoint
 
 
-def predict(model: nn.Module, variables: Mapping, inputs) -> np.ndarray:
-    """``model.apply(variables, inputs)`` under jit, as a numpy array."""
-    return np.asarray(jitted_apply(model)(dict(variables), jnp.asarray(inputs)))
+def predict(model: nn.Module, variables: Mapping, inputs, *, eval_kwargs: Mapping[str, Any] | None = None):
+    """The model's output on ``inputs`` in evaluation mode (as torch's ``model.eval()``), under jit,
+    as numpy arrays (in the structure the model returns).
+
+    ``inputs`` is any pytree of arrays with a leading batch axis, passed as ``train`` passes them
+    (a tuple as positional arguments, a dict as keyword arguments, anything else as one argument).
+    The model is called with ``eval_kwargs``, by default the evaluation mode read from its
+    signature (``deterministic=True``, ``train=False`` or nothing; see :func:`train`), without rngs.
+
+    >>> import jax, numpy as np
+    >>> from jaxrnn import predict
+    >>> from jaxrnn.models import RNNClassifier
+    >>> model = RNNClassifier(3, 8, 4)
+    >>> x, lengths = np.linspace(-1, 1, 60).reshape(2, 10, 3), np.array([10, 4])
+    >>> variables = model.init(jax.random.key(0), x)
+    >>> predict(model, variables, {"x": x, "seq_lengths": lengths}).shape
+    (2, 4)
+    """
+    owner = "predict"
+    _check_model(model, variables, owner)
+    mode = _eval_mode(model, eval_kwargs, owner)
+    inputs = _inputs.check_inputs("`inputs`", inputs, None, owner, mode=dict(mode))
+    output = _apply(jitted_apply(model, mode), dict(variables), inputs, owner=owner, what="evaluation")
+    return jax.tree.map(np.asarray, output)
 
 
 def evaluate(
-    model: nn.Module, variables: Mapping, inputs, targets, *, loss: str | LossFn, metric: str | LossFn | None = None
+    model: nn.Module,
+    variables: Mapping,
+    inputs,
+    targets,
+    *,
+    loss: str | LossFn,
+    metric: str | LossFn | None = None,
+    eval_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
-    """The loss (and metric) of the model on a whole data set, in one batch:
-    ``{'loss': float, 'metric': float}`` (``metric`` is NaN without one)."""
+    """The loss (and metric) of the model on a whole data set, in one batch, in evaluation mode
+    (as torch's ``model.eval()``): ``{'loss': float, 'metric': float}`` (``metric`` is NaN without one).
+
+    ``inputs`` is any pytree of arrays with the leading batch axis of ``targets``, and
+    ``eval_kwargs`` the model's keywords, as for :func:`predict`.
+    """
+    owner = "evaluate"
+    _check_model(model, variables, owner)
+    mode = _eval_mode(model, eval_kwargs, owner)
+    targets = _targets("targets", targets, owner)
+    inputs = _inputs.check_inputs("`inputs`", inputs, targets.shape[0], owner, mode=dict(mode),
+                                  y_shape=targets.shape, y_name="`targets`")
     loss_fn = resolve("loss", loss, LOSSES)
     metric_fn = None if metric is None else resolve("metric", metric, METRICS)
-    pred = jitted_apply(model)(dict(variables), jnp.asarray(inputs))
+    return _evaluate(model, variables, inputs, targets, loss_fn, metric_fn, mode, owner)
+
+
+def _evaluate(model, variables, inputs, targets, loss_fn, metric_fn, mode: tuple, owner: str) -> dict[str, float]:
+    pred = _apply(jitted_apply(model, mode), dict(variables), inputs, owner=owner, what="evaluation")
     targets = jnp.asarray(targets)
     return {
         "loss": float(loss_fn(pred, targets)),
         "metric": float(metric_fn(pred, targets)) if metric_fn is not None else math.nan,
     }
+
+
+def _apply(fn, *args, owner: str, what: str):
+    """``fn(*args)``, with flax's error for a missing rng saying which rng the call gets."""
+    try:
+        return fn(*args)
+    except flax.errors.InvalidRngError as err:
+        if what == "training":
+            raise ValueError(f"{owner}: the model asked for an rng in training mode, where it gets the 'dropout' rng "
+                             f"only ({err}); draw dropout masks from the 'dropout' stream") from err
+        raise ValueError(f"{owner}: the model asked for an rng in evaluation mode, where it gets no rngs ({err}); a "
+                         "model that draws random numbers only in training must take `deterministic` (or `train`) as "
+                         "a keyword, or be given its mode with `train_kwargs` / `eval_kwargs`") from err
 
 
 def train(
@@ -122,6 +178,8 @@ def train(
     resume: bool = False,
     devices: int | None = None,
     nonfinite: str = "stop",
+    train_kwargs: Mapping[str, Any] | None = None,
+    eval_kwargs: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` from ``variables`` with Adam (and clipping), as the lesson's PyTorch loop does.
 
@@ -130,10 +188,28 @@ def train(
     made once (``torchref.train`` uses the same order), takes one optimizer step per batch, then
     evaluates on ``test_data``.
 
+    Training steps run the model as torch's ``model.train()`` does, evaluation (``test_data``,
+    :func:`evaluate`, :func:`predict`) as ``model.eval()``. Flax's convention is a keyword of
+    ``__call__``, read from the signature of ``type(model).__call__``: a model that takes
+    ``deterministic`` (jaxrnn's ``RNN``/``LSTM``/``GRU``, ``flax.linen.Dropout``) is called with
+    ``deterministic=False`` in training and ``deterministic=True`` in evaluation; else one that
+    takes ``train``, with ``train=True`` / ``train=False``; else with neither (so a model with
+    dropout must take ``deterministic`` or ``train`` as a keyword, or be given ``train_kwargs``
+    and ``eval_kwargs``). Every training step passes ``rngs={'dropout': key}``, with step k
+    (counted from 0 over the whole run) drawing ``jax.random.fold_in(jax.random.key(seed), k)``:
+    two runs with one seed take the same steps, and a resumed run draws the masks of the
+    uninterrupted one. Evaluation gets no rngs.
+
     Args:
-      model: a Flax module called as ``model.apply(variables, x)``.
+      model: a Flax module, called as ``model.apply(variables, *args, **kwargs, **mode)`` (the
+        inputs' arguments and the mode's keywords, above).
       variables: its starting variables, ``{'params': ...}`` (plus any other collections, kept as is).
-      train_data: ``(x, y)`` arrays with the same first (batch) dimension n.
+      train_data: ``(x, y)``: y an array of targets with a first (batch) dimension n, and x the
+        model's inputs: any pytree of arrays sharing that leading axis (batched, shuffled, padded
+        and sharded together). A plain ``tuple`` ``(ids, lengths)`` is passed as positional
+        arguments, ``model(ids, lengths)``; a ``dict`` as keyword arguments,
+        ``model(x=..., seq_lengths=...)``; anything else (one array, a NamedTuple, another pytree)
+        as one argument. A list is one array (numpy's reading), not a pytree.
       loss: ``'mse'`` (:func:`mse_loss`), ``'cross_entropy'`` (:func:`cross_entropy_loss`) or a
         function ``loss(prediction, y) -> scalar``.
       epochs: the number of passes over the training set (in total, when resuming).
@@ -142,8 +218,8 @@ def train(
       clip_norm: when given, gradients are clipped by global norm first, exactly as
         ``torch.nn.utils.clip_grad_norm_(params, clip_norm)`` (:func:`clip_grad_norm`).
       optimizer: ``'adam'`` (default) or ``'sgd'`` (see :func:`make_optimizer`).
-      seed: seeds the batch order.
-      test_data: optional ``(x, y)`` evaluated after every epoch.
+      seed: seeds the batch order and the dropout masks; in [0, 2**63).
+      test_data: optional ``(x, y)``, as ``train_data``, evaluated after every epoch.
       metric: ``'accuracy'``, ``'mse'``, a function ``metric(prediction, y) -> scalar``, or None.
       progress: show a progress bar on stderr.
       desc: the progress bar's label.
@@ -161,7 +237,10 @@ def train(
         parameters replicated, each batch split over the devices; a batch that does not divide
         is padded with masked copies of its last example. The history is that of a one-device
         run up to float rounding. With padding, a custom ``loss``/``metric`` must be a mean over
-        examples (as the built-in ones are).
+        examples (as the built-in ones are). The dropout key is replicated, so a batch that
+        divides draws the masks of a one-device run; a padded batch draws them for its padded
+        shape, which may give its real examples other masks than a one-device run (jax.random
+        draws by position in the array: a mask whose leading axis is the batch keeps them).
       nonfinite: what a NaN or infinite loss or gradient does: ``'stop'`` (default) raises
         :class:`NonFiniteError` at the end of that epoch, naming the step, with the variables from
         before it (the step and the ones after it in the epoch are not applied; no checkpoint is
@@ -169,6 +248,10 @@ def train(
         parameters nor the optimizer state change) with a RuntimeWarning, and the epoch's loss,
         metric and gradient norm are means over the steps taken (``step_loss`` and
         ``step_grad_norm`` keep the skipped steps' values).
+      train_kwargs: the keywords of the model's call in training steps, in place of the mode read
+        from its signature (``{}``: none), e.g. ``{'training': True}``; values must be hashable
+        (they are fixed in the compiled step).
+      eval_kwargs: the same for evaluation on ``test_data``.
 
     Returns:
       :class:`TrainResult` ``(variables, history)``.
@@ -193,16 +276,18 @@ def train(
     True
     """
     owner = "train"
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{owner}: `model` must be a flax.linen Module, got {type(model).__name__}")
-    if not isinstance(variables, Mapping) or "params" not in variables:
-        raise TypeError(f"{owner}: `variables` must be a mapping with a 'params' entry (from model.init)")
-    x, y = _check_pair("train_data", train_data, owner)
+    _check_model(model, variables, owner)
+    train_mode = _train_mode(model, train_kwargs, owner)
+    eval_mode = _eval_mode(model, eval_kwargs, owner)
+    modes = dict(train_mode) | dict(eval_mode)
+    x, y = _check_pair("train_data", train_data, owner, modes)
     if test_data is not None:
-        x_test, y_test = _check_pair("test_data", test_data, owner)
+        x_test, y_test = _check_pair("test_data", test_data, owner, modes)
     epochs = _checks.positive_int("epochs", epochs, owner)
     batch_size = _checks.positive_int("batch_size", batch_size, owner)
     seed = _checks.non_negative_int("seed", seed, owner)
+    if seed >= 2**63:
+        raise ValueError(f"{owner}: `seed` must be below 2**63 (jax.random.key's range), got {seed}")
     loss_fn = resolve("loss", loss, LOSSES)
     metric_fn = None if metric is None else resolve("metric", metric, METRICS)
     checkpoint_every = _checks.positive_int("checkpoint_every", checkpoint_every, owner)
@@ -212,12 +297,15 @@ def train(
         raise ValueError(f"{owner}: `resume=True` needs a `checkpoint_dir` to resume from, got None")
     n_devices = 1 if devices is None else _sharding.check_devices(devices, owner)
     _checks.one_of("nonfinite", nonfinite, ("stop", "skip"), owner)
-    tx, step = cached_train_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer, nonfinite, n_devices)
+    tx, step = cached_train_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer, nonfinite, n_devices,
+                                 train_mode)
+    leaves, treedef = jax.tree.flatten(x)
+    dropout_key = np.asarray(jax.random.key_data(jax.random.key(seed)))  # step k draws fold_in(key, k)
 
     current: dict = dict(variables)  # the variables as training goes
     opt_state = tx.init(current["params"])
     history = History(metric=_name(metric))
-    n = x.shape[0]
+    n = y.shape[0]
     rng = np.random.default_rng(seed)
     start_epoch, global_step = 0, 0
     checkpointer, last_checkpoint = None, None
@@ -228,9 +316,14 @@ def train(
             "training": {"loss": _name(loss_fn), "metric": _name(metric_fn), "optimizer": optimizer,
                          "learning_rate": learning_rate, "clip_norm": clip_norm, "batch_size": batch_size,
                          "seed": int(seed)},
-            "data": {"train": _checkpoint.fingerprint(x, y),
-                     "test": None if test_data is None else _checkpoint.fingerprint(x_test, y_test)},
+            "data": {"train": _fingerprint(x, y),
+                     "test": None if test_data is None else _fingerprint(x_test, y_test)},
         }
+        # the modes given by hand (a model's own are part of its class): only when given, so that
+        # a run without them keeps the description of checkpoints written before they existed
+        for key, value in (("train_kwargs", train_kwargs), ("eval_kwargs", eval_kwargs)):
+            if value is not None:
+                run["training"][key] = dict(value)
         checkpointer = _checkpoint.Checkpointer(checkpoint_dir, run)
         latest = checkpointer.latest_epoch()
         if latest is not None and not resume:
@@ -256,19 +349,26 @@ def train(
     mesh = _sharding.make_mesh(n_devices, owner) if n_devices > 1 else None
     not_halted = jnp.asarray(False)
     if mesh is not None:
-        current, opt_state, not_halted = _sharding.replicate((current, opt_state, np.asarray(False)), mesh)
+        current, opt_state, not_halted, dropout_key = _sharding.replicate(
+            (current, opt_state, np.asarray(False), dropout_key), mesh)
     steps_per_epoch = math.ceil(n / batch_size)
     with progress_bar((epochs - start_epoch) * steps_per_epoch, desc, enabled=progress) as bar:
         for epoch in range(start_epoch, epochs):
-            stats, sizes, halted = [], [], not_halted
+            stats: list[dict] = []
+            sizes, halted = [], not_halted
             for idx in _data.epoch_batches(n, batch_size, rng):
-                xb, yb = x[idx], y[idx]
+                batch = [a[idx] for a in leaves] + [y[idx]]  # the inputs' leaves, then y
                 mask: np.ndarray | jax.Array | None = None
                 if mesh is not None:
-                    (xb, yb), mask = _sharding.pad_batch([xb, yb], mesh.size)
-                    xb, yb, *rest = _sharding.shard_batch([xb, yb] + ([] if mask is None else [mask]), mesh)
-                    mask = rest[0] if rest else None
-                current, opt_state, halted, batch_stats = step(current, opt_state, halted, xb, yb, mask)
+                    batch, mask = _sharding.pad_batch(batch, mesh.size)
+                    batch = _sharding.shard_batch(batch + ([] if mask is None else [mask]), mesh)
+                    if mask is not None:
+                        *batch, mask = batch
+                *xb, yb = batch
+                counter = np.uint32(global_step + len(stats))  # the step's number from 0 over the run
+                current, opt_state, halted, batch_stats = _apply(
+                    step, current, opt_state, halted, jax.tree.unflatten(treedef, xb), yb, mask, dropout_key, counter,
+                    owner=owner, what="training")
                 stats.append(batch_stats)
                 sizes.append(len(idx))
                 bar.update()
@@ -310,7 +410,7 @@ def train(
                     float(np.dot(weights, [s["metric"] if t else 0.0 for s, t in zip(stats, taken)])))
             shown = {"loss": history.loss[-1]}
             if test_data is not None:
-                result = evaluate(model, current, x_test, y_test, loss=loss_fn, metric=metric_fn)
+                result = _evaluate(model, current, x_test, y_test, loss_fn, metric_fn, eval_mode, owner)
                 history.test_loss.append(result["loss"])
                 shown["test_loss"] = result["loss"]
                 if metric_fn is not None:
@@ -357,16 +457,54 @@ def _name(fn) -> str | None:
     return fn if isinstance(fn, str) else getattr(fn, "__name__", "metric")
 
 
-def _check_pair(name: str, pair, owner: str) -> tuple[np.ndarray, np.ndarray]:
+def _check_model(model, variables, owner: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{owner}: `model` must be a flax.linen Module, got {type(model).__name__}")
+    if not isinstance(variables, Mapping) or "params" not in variables:
+        raise TypeError(f"{owner}: `variables` must be a mapping with a 'params' entry (from model.init)")
+
+
+def _train_mode(model, train_kwargs, owner: str) -> tuple:
+    """The training keywords as ``(name, value)`` items: ``train_kwargs``, or the model's own."""
+    given = _inputs.check_mode("train_kwargs", train_kwargs, owner)
+    return tuple(sorted(_inputs.detect_mode(model)[0].items())) if given is None else given
+
+
+def _eval_mode(model, eval_kwargs, owner: str) -> tuple:
+    """The evaluation keywords as ``(name, value)`` items: ``eval_kwargs``, or the model's own."""
+    given = _inputs.check_mode("eval_kwargs", eval_kwargs, owner)
+    return tuple(sorted(_inputs.detect_mode(model)[1].items())) if given is None else given
+
+
+def _fingerprint(x, y) -> str:
+    """The data's hash: x's leaves and y (x's structure too, unless x is one array, which hashes
+    as before inputs could be pytrees)."""
+    leaves, treedef = jax.tree.flatten(x)
+    structure = None if isinstance(x, np.ndarray) else str(treedef)
+    return _checkpoint.fingerprint(*leaves, y, structure=structure)
+
+
+def _check_pair(name: str, pair, owner: str, mode: Mapping[str, Any] | None = None) -> tuple[Any, np.ndarray]:
+    """``(x, y)`` with x's leaves and y as numpy arrays, or the error that names what is wrong."""
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise TypeError(f"{owner}: `{name}` must be a pair (x, y) of arrays, got {type(pair).__name__}")
-    x, y = (np.asarray(a) for a in pair)
-    if x.ndim == 0 or y.ndim == 0:
-        raise ValueError(f"{owner}: `{name}` arrays need a batch dimension, got shapes {x.shape} and {y.shape}")
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"{owner}: `{name}` x and y must have the same number of examples, got {x.shape[0]} and {y.shape[0]}"
-        )
-    if x.shape[0] == 0:
-        raise ValueError(f"{owner}: `{name}` is empty")
+        raise TypeError(f"{owner}: `{name}` must be a pair (x, y): the model's inputs and the targets, got "
+                        f"{type(pair).__name__}" + (f" of length {len(pair)}" if isinstance(pair, (tuple, list))
+                                                     else ""))
+    y = _targets(name, pair[1], owner)
+    if y.shape[0] == 0:
+        raise ValueError(f"{owner}: `{name}` is empty (y has shape {y.shape})")
+    x = _inputs.check_inputs(f"`{name}` x", pair[0], y.shape[0], owner, mode=mode, y_shape=y.shape)
     return x, y
+
+
+def _targets(name: str, y, owner: str) -> np.ndarray:
+    """The targets as a numpy array with a batch axis; ``name`` is ``train_data`` (for its y) or
+    the argument's own name."""
+    what = "`targets`" if name == "targets" else f"`{name}` y"
+    try:
+        y = np.asarray(_checks.array("y", y, owner))
+    except TypeError as err:
+        raise TypeError(str(err).replace("`y`", what, 1)) from None
+    if y.ndim == 0:
+        raise ValueError(f"{owner}: {what} needs a leading batch axis, got a scalar (shape ())")
+    return y

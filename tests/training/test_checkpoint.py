@@ -4,9 +4,11 @@ CLI's --checkpoint-dir/--resume and `export` (to safetensors, loaded by torch)."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -67,6 +69,52 @@ def test_resume_gives_the_uninterrupted_run_bit_for_bit(tmp_path, nonfinite):
     assert meta["run"]["model"] == {"name": "SinPredictor",
                                     "config": {"cell": "rnn", "dtype": None, "param_dtype": "float32"}}
     assert (meta["epoch"], meta["step"]) == (4, 12)
+
+
+class DropoutSin(nn.Module):
+    """SinPredictor's shape with dropout 0.3 between two RNN layers (``deterministic`` switches it)."""
+
+    @nn.compact
+    def __call__(self, x, *, deterministic: bool = True):
+        out, _ = jaxrnn.RNN(1, 16, num_layers=2, dropout=0.3, batch_first=True, name="rnn")(
+            x, deterministic=deterministic)
+        return jaxrnn.Linear(16, 1, name="fc")(out[:, -1])[:, 0]
+
+
+def test_resume_with_dropout_gives_the_uninterrupted_run_bit_for_bit(tmp_path):
+    """Step k draws its masks from fold_in(key(seed), k) with k counted over the whole run (the
+    checkpointed step), so the resumed epochs draw the masks of the uninterrupted run."""
+    model = DropoutSin()
+    init = model.init(jax.random.key(0), X[:1])
+
+    def run(epochs, **kwargs):
+        return jaxrnn.train(model, init, (X, Y), epochs=epochs, **{**KWARGS, **kwargs})
+
+    full = run(4)
+    run(2, checkpoint_dir=tmp_path)
+    _assert_same_run(run(4, checkpoint_dir=tmp_path, resume=True), full)
+    # dropout was on: the run without it takes other steps
+    off = run(4, train_kwargs={"deterministic": True}).history.step_loss
+    assert all(a != b for a, b in zip(off, full.history.step_loss))
+    # a mode given by hand is part of the run
+    with pytest.raises(CheckpointError, match=r"differs in: training\.train_kwargs: not in the checkpoint, this run "
+                                              r"\{'deterministic': False\}$"):
+        run(5, checkpoint_dir=tmp_path, resume=True, train_kwargs={"deterministic": False})
+
+
+def test_the_data_fingerprint_of_one_array_is_as_before_and_a_pytree_holds_its_structure():
+    """One input array hashes as ``fingerprint(x, y)`` did before inputs could be pytrees (old
+    checkpoints still resume); a tuple or a dict of the same arrays hashes otherwise."""
+    from jaxrnn.training import _checkpoint, _loop
+
+    x, y = np.asarray(X), np.asarray(Y)
+    digest = hashlib.sha256()
+    for array in (x, y):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    assert _loop._fingerprint(x, y) == _checkpoint.fingerprint(x, y) == digest.hexdigest()
+    prints = {_loop._fingerprint(inputs, y) for inputs in (x, (x,), {"x": x}, {"seq": x}, (x, x[:, 0]))}
+    assert len(prints) == 5
 
 
 def test_resume_across_the_stop_and_skip_policies(tmp_path):

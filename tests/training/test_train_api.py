@@ -131,10 +131,33 @@ def test_train_shows_a_progress_bar(capsys):
         (dict(seed=-1), ValueError, "train: `seed` must be a non-negative int, got -1"),
         (dict(seed=0.5), TypeError, r"train: `seed` must be a non-negative int, got 0.5 \(float\)"),
         (dict(train_data=(np.zeros((3, 6, 1)), np.zeros(4))), ValueError,
-         "x and y must have the same number of examples, got 3 and 4"),
+         r"train: `train_data` x has 3 examples \(shape \(3, 6, 1\)\) but y has 4 \(shape \(4,\)\)$"),
         (dict(train_data=np.zeros((3, 6, 1))), TypeError,
-         r"`train_data` must be a pair \(x, y\) of arrays, got ndarray"),
-        (dict(test_data=(np.zeros((0, 6, 1)), np.zeros(0))), ValueError, "`test_data` is empty"),
+         r"`train_data` must be a pair \(x, y\): the model's inputs and the targets, got ndarray$"),
+        (dict(train_data=(np.zeros((4, 6, 1)),)), TypeError,
+         r"`train_data` must be a pair \(x, y\): the model's inputs and the targets, got tuple of length 1$"),
+        (dict(test_data=(np.zeros((0, 6, 1)), np.zeros(0))), ValueError,
+         r"`test_data` is empty \(y has shape \(0,\)\)"),
+        (dict(train_data=((np.zeros((4, 6, 1)), np.arange(3)), np.zeros(4))), ValueError,
+         r"train: `train_data` x\[1\] has 3 examples \(shape \(3,\)\) but y has 4 \(shape \(4,\)\)$"),
+        (dict(train_data=({"x": np.zeros((4, 6, 1)), "seq_lengths": 5}, np.zeros(4))), ValueError,
+         r"train: `train_data` x\['seq_lengths'\] needs a leading batch axis, got a scalar \(shape \(\)\)$"),
+        (dict(train_data=((np.zeros((4, 6, 1)), np.array(list("abcd"))), np.zeros(4))), TypeError,
+         r"train: `train_data` x\[1\] must be a numeric array, got dtype <U1$"),
+        (dict(train_data=((np.zeros((4, 6, 1)), [[1, 2], [3]]), np.zeros(4))), TypeError,
+         r"train: `train_data` x\[1\] must be an array or what numpy.asarray accepts, got list"),
+        (dict(train_data=({"x": np.zeros((4, 6, 1)), "rngs": np.zeros(4)}, np.zeros(4))), ValueError,
+         r"train: `train_data` x is a dict, passed to the model as keyword arguments, and its key 'rngs' is a "
+         r"keyword of Module.apply itself; rename it$"),
+        (dict(train_data=({"x": np.zeros((4, 6, 1)), "train": np.zeros(4)}, np.zeros(4)),
+              train_kwargs={"train": True}), ValueError,
+         r"train: `train_data` x is a dict, passed to the model as keyword arguments, and its key 'train' is a "
+         r"keyword of the model's mode; rename it$"),
+        (dict(train_data=((), np.zeros(4))), ValueError, r"train: `train_data` x holds no array, got \(\)$"),
+        (dict(train_data=(np.zeros((4, 6, 1)), 1.0)), ValueError,
+         r"train: `train_data` y needs a leading batch axis, got a scalar \(shape \(\)\)$"),
+        (dict(test_data=((np.zeros((3, 6, 1)), np.zeros(2)), np.zeros(3))), ValueError,
+         r"train: `test_data` x\[1\] has 2 examples \(shape \(2,\)\) but y has 3 \(shape \(3,\)\)$"),
         (dict(variables={"weights": {}}), TypeError, "`variables` must be a mapping with a 'params' entry"),
         (dict(model=lambda x: x), TypeError, "`model` must be a flax.linen Module, got function"),
     ],
@@ -146,6 +169,38 @@ def test_train_rejects_bad_arguments(kwargs, error, message):
     args.update(kwargs)
     with pytest.raises(error, match=message):
         jaxrnn.train(args.pop("model"), args.pop("variables"), args.pop("train_data"), **args)
+
+
+def test_evaluate_predict_and_the_step_check_their_inputs():
+    model, variables, x, y = _setup()
+    with pytest.raises(ValueError, match=r"evaluate: `inputs\[1\]` has 3 examples \(shape \(3,\)\) but `targets` "
+                                         r"has 24 \(shape \(24,\)\)$"):
+        jaxrnn.evaluate(model, variables, (x, np.arange(3)), y, loss="mse")
+    with pytest.raises(ValueError, match=r"evaluate: `targets` needs a leading batch axis, got a scalar"):
+        jaxrnn.evaluate(model, variables, x, 0.5, loss="mse")
+    with pytest.raises(ValueError, match=r"predict: `inputs\['b'\]` has 3 examples \(shape \(3, 2\)\) but "
+                                         r"`inputs\['a'\]` has 24; every input needs the same leading batch axis$"):
+        jaxrnn.predict(model, variables, {"a": x, "b": np.zeros((3, 2))})
+    with pytest.raises(ValueError, match=r"predict: `inputs` needs a leading batch axis, got a scalar"):
+        jaxrnn.predict(model, variables, 1.0)
+    tx = jaxrnn.make_optimizer(0.01)
+    step = jaxrnn.make_train_step(model, "mse", tx)
+    with pytest.raises(ValueError, match=r"make_train_step's step: x has 24 examples \(shape \(24, 6, 1\)\) but y "
+                                         r"has 4 \(shape \(4,\)\)$"):
+        step(variables, tx.init(variables["params"]), x, y[:4])
+    with pytest.raises(TypeError, match=r"make_train_step: `optimizer` must be an optax GradientTransformation"):
+        jaxrnn.make_train_step(model, "mse", 0.01)
+
+
+def test_a_nested_list_is_one_input_array():
+    """A list is read as numpy reads it (one array), as before inputs could be pytrees (Python
+    floats make float64 arrays: compared with the float64 arrays)."""
+    model, variables, x, y = _setup()
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    kwargs = dict(loss="mse", epochs=1, batch_size=8, learning_rate=0.01, progress=False)
+    as_list = jaxrnn.train(model, variables, (x.tolist(), y.tolist()), **kwargs).history
+    assert as_list.to_dict() == jaxrnn.train(model, variables, (x, y), **kwargs).history.to_dict()
+    np.testing.assert_array_equal(jaxrnn.predict(model, variables, x[:3].tolist()), model.apply(variables, x[:3]))
 
 
 class _Terminal(io.StringIO):
