@@ -20,9 +20,9 @@ KINDS = {"rnn": (jaxrnn.RNN, torch.nn.RNN), "lstm": (jaxrnn.LSTM, torch.nn.LSTM)
 # an invalid input, and the message its error must carry
 CORRUPTIONS = {
     "features": r"`input_size` is \d+ but x has \d+ features",
-    "h0_shape": r"expected (h0|hx\[0\]) of shape",
-    "lengths_range": r"`seq_lengths` must lie in \[1, \d+\]",
-    "lengths_dtype": r"`seq_lengths` must be an integer array",
+    "h0_shape": r"expected hx(\[0\])? of shape",
+    "lengths_range": r"`seq_lengths` must lie in \[0, \d+\]",
+    "lengths_dtype": r"`seq_lengths` must be integers",
     "rank": r"expected x to be 2D \(unbatched\) or 3D \(batched\)",
 }
 
