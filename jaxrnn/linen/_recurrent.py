@@ -107,6 +107,22 @@ class _Recurrent(nn.Module):
         )
 
 
+class _OneState(_Recurrent):
+    """The call of the layers whose state is h alone (RNN, GRU): torch's ``hx``, or ``h0``."""
+
+    @nn.compact
+    def __call__(
+        self,
+        x: Array,
+        hx: Array | None = None,
+        *,
+        seq_lengths: Array | None = None,
+        deterministic: bool = True,
+        h0: Array | None = None,
+    ) -> tuple[Array, Array]:
+        return self._forward(x, *_checks.initial_state(hx, h0, type(self).__name__), seq_lengths, deterministic)
+
+
 _SHARED_DOC = (f"""
     Call: ``output, h_n = layer.apply(variables, x, hx=None, *, seq_lengths=None, deterministic=True)``.
 
@@ -127,7 +143,7 @@ _SHARED_DOC = (f"""
 """)
 
 
-class RNN(_Recurrent):
+class RNN(_OneState):
     __doc__ = (
         r"""A multi-layer Elman RNN that computes exactly what ``torch.nn.RNN`` computes.
 
@@ -196,20 +212,8 @@ class RNN(_Recurrent):
             name=name,
         )
 
-    @nn.compact
-    def __call__(
-        self,
-        x: Array,
-        hx: Array | None = None,
-        *,
-        seq_lengths: Array | None = None,
-        deterministic: bool = True,
-        h0: Array | None = None,
-    ) -> tuple[Array, Array]:
-        return self._forward(x, *_checks.initial_state(hx, h0, type(self).__name__), seq_lengths, deterministic)
 
-
-class GRU(_Recurrent):
+class GRU(_OneState):
     __doc__ = (
         r"""A multi-layer GRU that computes exactly what ``torch.nn.GRU`` computes (gates r, z, n).
 
@@ -255,18 +259,6 @@ class GRU(_Recurrent):
 
     def _cell(self, input_size: int, name: str) -> GRUCell:
         return GRUCell(input_size, self.hidden_size, self.bias, self.dtype, self.param_dtype, self.precision, name=name)
-
-    @nn.compact
-    def __call__(
-        self,
-        x: Array,
-        hx: Array | None = None,
-        *,
-        seq_lengths: Array | None = None,
-        deterministic: bool = True,
-        h0: Array | None = None,
-    ) -> tuple[Array, Array]:
-        return self._forward(x, *_checks.initial_state(hx, h0, type(self).__name__), seq_lengths, deterministic)
 
 
 class LSTM(_Recurrent):
