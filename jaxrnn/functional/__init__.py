@@ -7,7 +7,8 @@ flat dict keyed exactly as torch's ``state_dict()`` of the bare module (``weight
 
 - ``rnn``, ``lstm``, ``gru``: torch's ``RNN``/``LSTM``/``GRU`` forward, ``(output, h_n)``
   (``(output, LSTMState(h_n, c_n))``), with unbatched input, ``batch_first``, h0,
-  ``seq_lengths`` (packed semantics), bidirectional, stacked layers and dropout between layers.
+  ``seq_lengths`` (packed semantics), bidirectional, stacked layers and dropout between layers;
+  x may also be a ``jaxrnn.utils.rnn.PackedSequence`` (torch's packed input, output packed alike).
 - ``rnn_cell``, ``lstm_cell``, ``gru_cell``: one step, torch's ``RNNCell``/``LSTMCell``/``GRUCell``.
 - ``init_params``: a fresh params dict with torch's keys, shapes and init.
 

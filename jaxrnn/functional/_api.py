@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _checks, _layers, _params, _steps
+from ._packed import PackedSequence
 from ._specs import GRU, LSTM, RNN_RELU, RNN_TANH, CellSpec, LSTMState
 
 Array = jax.Array
@@ -202,6 +203,9 @@ def cell(spec: CellSpec, params: Mapping[str, Array], x: Array, hx: Any, *, owne
     the checks, the dtype, then the input half and the recurrent half (``_steps``)."""
     input_size, hidden_size, proj_size = _params.cell_layout(params, spec, owner)
     params = {k: _checks.array(f"params[{k!r}]", v, owner) for k, v in params.items()}
+    if isinstance(x, PackedSequence):
+        raise TypeError(f"{owner}: a cell takes one step, x of shape (batch, input_size) or (input_size,), not a "
+                        "PackedSequence; run a sequence through a layer (rnn, lstm, gru)")
     x = _checks.floating_array("x", x, owner)
     if x.ndim not in (1, 2):
         raise ValueError(f"{owner}: expected x to be 1D (unbatched) or 2D (batch, input_size), got {x.ndim}D")

@@ -9,6 +9,7 @@ layers) calls ``forward``, and a backend runs each direction's time loop:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -16,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _checks, _engine, _params, _scan
+from ._packed import PackedSequence
 from ._specs import CellSpec
 
 Array = jax.Array
@@ -45,6 +47,28 @@ def backend_for(impl: str, precision: Any = None, unroll: int = 1) -> Backend:
     return Backend(run, batch_first=impl == "fused")
 
 
+def check_options(owner: str, *, input_size, hidden_size, num_layers, dropout, unroll, impl,
+                  nonlinearity: str | None = None, proj_size: int | None = None) -> None:
+    """A layer's constructor arguments, as every face checks them (torch's messages), and torch's
+    warning for dropout with a single layer (there is no layer between to drop from)."""
+    _checks.positive_int("input_size", input_size, owner)
+    _checks.positive_int("hidden_size", hidden_size, owner)
+    _checks.positive_int("num_layers", num_layers, owner)
+    _checks.probability("dropout", dropout, owner)
+    _checks.positive_int("unroll", unroll, owner)
+    _checks.one_of("impl", impl, IMPLS, owner)
+    if nonlinearity is not None:
+        _checks.one_of("nonlinearity", nonlinearity, ("tanh", "relu"), owner)
+    if proj_size is not None:
+        _checks.proj_size(proj_size, hidden_size, owner)
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            "dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+            f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+            stacklevel=4,
+        )
+
+
 def dropout_between(x: Array, rate: float, key: Array) -> Array:
     """torch's dropout in training mode: each entry zeroed with probability ``rate``, the rest
     scaled by 1 / (1 - rate)."""
@@ -57,7 +81,7 @@ def dropout_between(x: Array, rate: float, key: Array) -> Array:
 def forward(
     spec: CellSpec,
     params: Mapping[str, Array],
-    x: Array,
+    x: Array | PackedSequence,
     hx: Any,
     *,
     owner: str,
@@ -68,7 +92,7 @@ def forward(
     dropout: float = 0.0,
     dropout_key: Array | None = None,
     dtype: Any = None,
-) -> tuple[Array, Any]:
+) -> tuple[Any, Any]:  # (Array, carry), or (PackedSequence, carry) for a PackedSequence x
     """torch's ``RNN``/``LSTM``/``GRU`` forward on a params dict with torch's keys.
 
     x: (time, batch, I), (batch, time, I) with ``batch_first``, or unbatched (time, I). hx: the
@@ -76,7 +100,21 @@ def forward(
     ``(output, h_n)``: output in x's layout with D * P features, h_n shaped as hx. The compute
     dtype is ``dtype``, or the promotion of x's and every parameter's dtype; x, hx and the
     parameters are cast to it once, here.
+
+    A ``PackedSequence`` x runs on its ``padded`` (time, batch, I) with ``seq_lengths`` its
+    lengths, time-major whatever ``batch_first`` says (torch ignores batch_first for packed
+    input; hx and h_n are (L * D, batch, ·) in the original batch order), and the output comes
+    back as a PackedSequence with the same lengths and indices.
     """
+    packed = x if isinstance(x, PackedSequence) else None
+    if packed is not None:
+        if seq_lengths is not None:
+            raise TypeError(f"{owner}: got `seq_lengths` and a PackedSequence x, whose lengths come with it; "
+                            "pass one (a padded x with seq_lengths, or the PackedSequence alone)")
+        if jnp.ndim(packed.padded) != 3:
+            raise ValueError(f"{owner}: a PackedSequence x must hold a batch, padded (time, batch, input_size), "
+                             f"got padded of shape {jnp.shape(packed.padded)}")
+        x, seq_lengths, batch_first = packed.padded, packed.lengths, False
     layout = _params.layout(params, spec, owner)
     params = {k: _checks.array(f"params[{k!r}]", v, owner) for k, v in params.items()}
     _checks.probability("dropout", dropout, owner)
@@ -119,6 +157,8 @@ def forward(
             x = dropout_between(x, dropout, jax.random.fold_in(dropout_key, layer))  # layer k's mask: key k
 
     h_n = jax.tree.map(lambda *rows: jnp.stack(rows), *finals)
+    if packed is not None:
+        return packed.replace(x), h_n
     if not batched:
         return x[:, 0], jax.tree.map(lambda a: a[:, 0], h_n)
     if batch_first and axis == 0:
