@@ -7,12 +7,16 @@ name for name), ``LSTMState`` (an LSTM's (h, c)), ``Linear`` and ``Embedding`` w
 parameter layout; ``from_torch`` / ``to_torch`` for weights and ``save_safetensors`` /
 ``load_safetensors`` for files; the lesson's models in ``jaxrnn.models``, its data in
 ``jaxrnn.data``, and optax training (``train``, with checkpoints read back by ``load_checkpoint``).
+The same layers and models as Flax NNX modules are in ``jaxrnn.nnx``, and torch's packed
+sequences (``pack_padded_sequence``, ``pad_packed_sequence``) in ``jaxrnn.utils.rnn``.
 """
 
 from . import data as data
 from . import diagnostics as diagnostics
 from . import functional as functional
 from . import models as models
+from . import nnx as nnx
+from . import utils as utils
 from .functional import LSTMState as LSTMState
 from .interop import from_torch as from_torch
 from .interop import load_safetensors as load_safetensors
@@ -73,6 +77,8 @@ __all__ = [
     "make_optimizer",
     "make_train_step",
     "models",
+    "nnx",
+    "utils",
     "mse_loss",
     "predict",
     "save_safetensors",

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 from _compare import assert_close, assert_trees_close
+from flax import nnx
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import jaxrnn
@@ -68,18 +69,28 @@ def state_dict_numpy(module: torch.nn.Module) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # The faces and how a sweep strides across them
 
-FACES = ("linen", "functional")
+FACES = ("linen", "functional", "nnx")
 
 
 def face_of(config) -> str:
     """The face that runs ``config`` in a sweep: chosen by a hash of the configuration, so it is
     uncorrelated with every option of the product (a stride would tie it to the last option)."""
-    return FACES[zlib.crc32(repr(config).encode()) % 2]
+    return FACES[zlib.crc32(repr(config).encode()) % len(FACES)]
 
 
 def torch_params(module: torch.nn.Module) -> dict[str, jnp.ndarray]:
     """A torch module's ``state_dict()`` as ``jaxrnn.functional``'s params, as a user writes it."""
     return {k: jnp.asarray(v.detach().numpy()) for k, v in module.state_dict().items()}
+
+
+def faces_params(face: str, module: torch.nn.Module, linen_layer, nnx_layer):
+    """What a face's call takes as parameters, from a torch module: torch's keys (functional), the
+    variables' params (linen), the layer's ``nnx.State`` (nnx, merged with its graphdef under ``jax.jit``)."""
+    if face == "functional":
+        return torch_params(module)
+    if face == "linen":
+        return jaxrnn.from_torch(module.state_dict(), linen_layer)["params"]
+    return nnx.state(jaxrnn.nnx.from_torch(module.state_dict(), nnx_layer))
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,15 +126,20 @@ def path_id(path) -> str:
 @functools.cache
 def _jax_fn(config: tuple, batched: bool, path: tuple, with_h0: bool, with_lengths: bool):
     """One compiled function per configuration and path (face, impl, unroll): outputs and the
-    gradients of a weighted sum. The functional face takes torch's keys, the linen face its tree."""
+    gradients of a weighted sum. The functional face takes torch's keys, the linen face its tree, the
+    NNX face its layer's state, merged with the graphdef (``nnx.split`` / ``nnx.merge`` + ``jax.jit``)."""
     layers, bidi, act, bias = config[:4]
     batch_first = config[4] if batched else False
     face, impl, unroll = path
+    graphdef = nnx.graphdef(jaxrnn.nnx.RNN(I, H, layers, nonlinearity=act, bias=bias, batch_first=batch_first,
+                                           bidirectional=bidi, unroll=unroll, impl=impl, rngs=nnx.Rngs(0)))
 
     def forward(params, x, h0, lengths):
         if face == "functional":
             return jaxrnn.functional.rnn(params, x, h0, nonlinearity=act, batch_first=batch_first, seq_lengths=lengths,
                                          impl=impl, unroll=unroll)
+        if face == "nnx":
+            return nnx.merge(graphdef, params)(x, h0, seq_lengths=lengths)
         layer = jaxrnn.RNN(I, H, layers, nonlinearity=act, bias=bias, batch_first=batch_first, bidirectional=bidi,
                            unroll=unroll, impl=impl)
         return layer.apply({"params": params}, x, h0, seq_lengths=lengths)
@@ -161,11 +177,9 @@ def compare_rnn_with_torch(config: tuple, batched: bool, dtype: str, path: tuple
     hn_w = rng.standard_normal(h0.shape).astype(dtype)
     expected = torch_rnn(rnn_t, x, h0 if with_h0 else None, lengths, out_w, hn_w)
 
-    if path[0] == "functional":
-        params = torch_params(rnn_t)
-    else:
-        layer = jaxrnn.RNN(I, H, layers, nonlinearity=act, bias=bias, batch_first=batch_first, bidirectional=bidi)
-        params = jaxrnn.from_torch(rnn_t.state_dict(), layer)["params"]
+    kw = dict(nonlinearity=act, bias=bias, batch_first=batch_first, bidirectional=bidi)
+    params = faces_params(path[0], rnn_t, jaxrnn.RNN(I, H, layers, **kw),
+                          jaxrnn.nnx.RNN(I, H, layers, **kw, rngs=nnx.Rngs(0)))
     fn = _jax_fn(config[:5] if batched else config[:4], batched, path, with_h0, with_lengths)
     (_, (out, h_n)), (g_params, g_x, g_h0) = fn(
         params, x, h0, None if lengths is None else jnp.asarray(lengths), out_w, hn_w
@@ -178,5 +192,5 @@ def compare_rnn_with_torch(config: tuple, batched: bool, dtype: str, path: tuple
         assert_close(g_h0, expected["grad_h0"], dtype, "grad h0")
     else:
         assert not np.any(np.asarray(g_h0)), "h0 that is not passed must get no gradient"
-    grads = g_params if path[0] == "functional" else jaxrnn.to_torch(g_params)
+    grads = {"functional": lambda g: g, "linen": jaxrnn.to_torch, "nnx": jaxrnn.nnx.to_torch}[path[0]](g_params)
     assert_trees_close(grads, expected["grad_params"], dtype, "grad params")

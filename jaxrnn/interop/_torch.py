@@ -185,22 +185,35 @@ def _listed(keys: list[str], limit: int = 10) -> str:
     return repr(keys) if len(keys) <= limit else f"{keys[:limit]!r} and {len(keys) - limit} more"
 
 
-def _from_torch(
-    state_dict: Any,
-    module: Any,
-    example_args: tuple,
-    strip_prefix: Any,
-    key_map: Any,
-    caller: _Caller,
-) -> dict:
+def check_fit(shapes: Mapping[str, tuple], expected: Mapping[str, tuple], name: str, caller: _Caller,
+              renamed: bool) -> None:
+    """One ValueError listing the missing keys, the unexpected keys and the wrong shapes of a state
+    dict's ``shapes`` against the ``expected`` ones (both by torch key), with a hint for a prefix."""
+    missing = sorted(expected.keys() - shapes.keys())
+    unexpected = sorted(shapes.keys() - expected.keys())
+    problems = [f"missing key(s): {_listed(missing)}"] if missing else []
+    problems += [f"unexpected key(s): {_listed(unexpected)}"] if unexpected else []
+    problems += [
+        f"{key!r} has shape {tuple(shapes[key])}, but {name} expects {tuple(shape)}"
+        for key, shape in expected.items()
+        if key in shapes and tuple(shapes[key]) != tuple(shape)
+    ]
+    if problems:
+        hint = _hint(unexpected, missing, name, caller.holder)
+        after = " (keys after strip_prefix / key_map)" if renamed else ""
+        raise ValueError("\n  ".join([f"{caller.name}: {caller.source} does not fit {name}{after}:", *problems]
+                                      + ([hint] if hint else [])))
+
+
+def renamed_arrays(state_dict: Any, strip_prefix: Any, key_map: Any, caller: _Caller) -> dict[str, np.ndarray]:
+    """The state dict's entries as numpy arrays under their keys after ``strip_prefix`` and ``key_map``."""
     if not isinstance(state_dict, Mapping):
         raise TypeError(
             f"{caller.name}: `state_dict` must be a mapping of str to arrays, got {type(state_dict).__name__}"
         )
-    _check_module(module, caller)
     _check_renames(strip_prefix, key_map, caller)
     rename = _renamer(strip_prefix, key_map, caller)
-    flat: dict[tuple[str, ...], np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {}
     origin: dict[str, str] = {}  # renamed key -> the state dict's key
     for key, value in state_dict.items():
         if not isinstance(key, str):
@@ -211,26 +224,25 @@ def _from_torch(
         if new in origin:
             raise ValueError(f"{caller.name}: {origin[new]!r} and {key!r} are both renamed to {new!r}")
         origin[new] = key
-        flat[_to_path(new)] = _to_numpy(value, key, caller)
+        arrays[new] = _to_numpy(value, key, caller)
+    return arrays
+
+
+def _from_torch(
+    state_dict: Any,
+    module: Any,
+    example_args: tuple,
+    strip_prefix: Any,
+    key_map: Any,
+    caller: _Caller,
+) -> dict:
+    _check_module(module, caller)
+    flat = {_to_path(key): value for key, value in renamed_arrays(state_dict, strip_prefix, key_map, caller).items()}
     if module is not None:
-        expected = _expected_shapes(module, example_args, caller)
+        expected = {_to_key(p): shape for p, shape in _expected_shapes(module, example_args, caller).items()}
         name = type(module).__name__ if isinstance(module, nn.Module) else "the given variables"
-        missing = sorted(_to_key(p) for p in expected.keys() - flat.keys())
-        unexpected = sorted(_to_key(p) for p in flat.keys() - expected.keys())
-        problems = [f"missing key(s): {_listed(missing)}"] if missing else []
-        problems += [f"unexpected key(s): {_listed(unexpected)}"] if unexpected else []
-        problems += [
-            f"{_to_key(path)!r} has shape {flat[path].shape}, but {name} expects {shape}"
-            for path, shape in expected.items()
-            if path in flat and flat[path].shape != shape
-        ]
-        if problems:
-            hint = _hint(unexpected, missing, name, caller.holder)
-            renamed = " (keys after strip_prefix / key_map)" if strip_prefix or key_map is not None else ""
-            raise ValueError(
-                "\n  ".join([f"{caller.name}: {caller.source} does not fit {name}{renamed}:", *problems]
-                             + ([hint] if hint else []))
-            )
+        check_fit({_to_key(p): v.shape for p, v in flat.items()}, expected, name, caller,
+                  renamed=bool(strip_prefix) or key_map is not None)
     params = traverse_util.unflatten_dict({p: jax.numpy.asarray(v) for p, v in flat.items()})
     return {"params": params}
 

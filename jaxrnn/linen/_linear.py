@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..functional import _checks
+from ..functional import _checks, _dense
 from ..functional._params import torch_uniform
 
 Array = jax.Array
@@ -48,14 +48,10 @@ class Linear(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        if x.shape[-1:] != (self.in_features,):
-            raise ValueError(f"Linear: `in_features` is {self.in_features} but x has shape {x.shape}")
         init = torch_uniform(1.0 / math.sqrt(self.in_features))
         weight = self.param("weight", init, (self.out_features, self.in_features), self.param_dtype)
         bias = self.param("bias", init, (self.out_features,), self.param_dtype) if self.bias else None
-        x, weight, bias = nn.dtypes.promote_dtype(x, weight, bias, dtype=self.dtype)
-        y = jnp.matmul(x, weight.T, precision=self.precision)
-        return y if bias is None else y + bias.reshape((1,) * (y.ndim - 1) + bias.shape)
+        return _dense.linear(weight, bias, x, dtype=self.dtype, precision=self.precision)
 
 
 class Embedding(nn.Module):
@@ -87,14 +83,7 @@ class Embedding(nn.Module):
 
     @nn.compact
     def __call__(self, ids: Array) -> Array:
-        if not jnp.issubdtype(ids.dtype, jnp.integer):
-            raise TypeError(f"Embedding: expected integer ids, got dtype {ids.dtype}")
-        if _checks.is_concrete(ids) and ids.size:
-            low, high = int(ids.min()), int(ids.max())
-            if low < 0 or high >= self.num_embeddings:
-                top = self.num_embeddings - 1
-                raise ValueError(f"Embedding: ids must lie in [0, {top}], got min {low} and max {high}")
         weight = self.param(
             "weight", nn.initializers.normal(stddev=1.0), (self.num_embeddings, self.embedding_dim), self.param_dtype
         )
-        return jnp.take(weight if self.dtype is None else weight.astype(self.dtype), ids, axis=0)
+        return _dense.embedding(weight, ids, dtype=self.dtype)

@@ -10,7 +10,6 @@ and their cell.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import flax.linen as nn
@@ -48,25 +47,13 @@ class _Recurrent(nn.Module):
     """The shell shared by RNN, LSTM and GRU. Subclasses declare torch's fields, ``_spec`` and ``_cell``."""
 
     def __post_init__(self):
-        name = type(self).__name__
-        _checks.positive_int("input_size", self.input_size, name)
-        _checks.positive_int("hidden_size", self.hidden_size, name)
-        _checks.positive_int("num_layers", self.num_layers, name)
-        _checks.probability("dropout", self.dropout, name)
-        _checks.positive_int("unroll", self.unroll, name)
-        _checks.one_of("impl", self.impl, _layers.IMPLS, name)
-        self._check_options()
-        if self.dropout > 0 and self.num_layers == 1:
-            warnings.warn(
-                "dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
-                f"expects num_layers greater than 1, but got dropout={self.dropout} and "
-                f"num_layers={self.num_layers}",
-                stacklevel=2,
-            )
+        _layers.check_options(type(self).__name__, input_size=self.input_size, hidden_size=self.hidden_size,
+                              num_layers=self.num_layers, dropout=self.dropout, unroll=self.unroll, impl=self.impl,
+                              **self._options())
         super().__post_init__()
 
-    def _check_options(self) -> None:
-        pass
+    def _options(self) -> dict:
+        return {}
 
     @property
     def num_directions(self) -> int:
@@ -193,8 +180,8 @@ class RNN(_OneState):
     unroll: int = 1
     impl: str = "fused"
 
-    def _check_options(self) -> None:
-        _checks.one_of("nonlinearity", self.nonlinearity, ("tanh", "relu"), type(self).__name__)
+    def _options(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
 
     @property
     def _spec(self) -> CellSpec:
@@ -308,8 +295,8 @@ class LSTM(_Recurrent):
     unroll: int = 1
     impl: str = "fused"
 
-    def _check_options(self) -> None:
-        _checks.proj_size(self.proj_size, self.hidden_size, type(self).__name__)
+    def _options(self) -> dict:
+        return {"proj_size": self.proj_size}
 
     @property
     def _spec(self) -> CellSpec:

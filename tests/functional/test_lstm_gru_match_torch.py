@@ -3,9 +3,9 @@
 The same sweep as the RNN's (layers x directions x bias x layout x h0 x lengths), proj_size
 included for the LSTM, plus unbatched input. Each configuration runs on the default engine
 (``impl='fused'``); every 3rd one also on the scan reference (``impl='scan'``). Each runs through one
-face, ``jaxrnn.LSTM``/``GRU`` or ``jaxrnn.functional.lstm``/``gru``, picked by a hash of the
-configuration. With proj_size > 0 the LSTM runs the scan reference whatever ``impl`` says, so
-those run once.
+face, ``jaxrnn.LSTM``/``GRU``, ``jaxrnn.functional.lstm``/``gru`` or ``jaxrnn.nnx.LSTM``/``GRU``
+(merged from ``nnx.split`` under ``jax.jit``), picked by a hash of the configuration. With
+proj_size > 0 the LSTM runs the scan reference whatever ``impl`` says, so those run once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import torch
 from _compare import assert_close, assert_trees_close
-from _torch_rnn import face_of, torch_params, torch_rnn
+from _torch_rnn import face_of, faces_params, torch_rnn
+from flax import nnx
 
 import jaxrnn
 
@@ -100,16 +101,17 @@ def _compare(config, batched):
     torch.manual_seed(seed)
     D = 2 if bidi else 1
     lead = (layers * D, N) if batched else (layers * D,)
+    kw = dict(bias=bias, batch_first=batch_first, bidirectional=bidi, impl=impl)
     if kind == "lstm":
         layer_t = torch.nn.LSTM(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi, proj_size=proj)
-        layer = jaxrnn.LSTM(
-            I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi, proj_size=proj, impl=impl
-        )
+        layer = jaxrnn.LSTM(I, H, layers, proj_size=proj, **kw)
+        nnx_layer = jaxrnn.nnx.LSTM(I, H, layers, proj_size=proj, **kw, rngs=nnx.Rngs(0))
         hx = (rng.standard_normal(lead + (proj or H,)), rng.standard_normal(lead + (H,)))
         hn_w = (rng.standard_normal(lead + (proj or H,)), rng.standard_normal(lead + (H,)))
     else:
         layer_t = torch.nn.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi)
-        layer = jaxrnn.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidi, impl=impl)
+        layer = jaxrnn.GRU(I, H, layers, **kw)
+        nnx_layer = jaxrnn.nnx.GRU(I, H, layers, **kw, rngs=nnx.Rngs(0))
         hx = rng.standard_normal(lead + (H,))
         hn_w = rng.standard_normal(lead + (H,))
     layer_t = layer_t.double()
@@ -121,12 +123,18 @@ def _compare(config, batched):
     lengths = LENGTHS if with_lengths else None
     expected = torch_rnn(layer_t, x, hx if with_h0 else None, lengths, out_w, hn_w)
 
-    if _face(config) == "functional":
+    face = _face(config)
+    params = faces_params(face, layer_t, layer, nnx_layer)
+    if face == "functional":
         fn = functools.partial(getattr(jaxrnn.functional, kind), batch_first=batch_first, impl=impl)
         fn = _FUNCTIONS.setdefault((kind, batch_first, impl), fn)  # one compiled function per configuration
-        params = torch_params(layer_t)
+    elif face == "nnx":
+        graphdef = nnx.graphdef(nnx_layer)
+
+        def fn(params, x, hx, seq_lengths):
+            return nnx.merge(graphdef, params)(x, hx, seq_lengths=seq_lengths)
     else:
-        fn, params = layer, jaxrnn.from_torch(layer_t.state_dict(), layer)["params"]
+        fn = layer
     (_, (out, state)), (g_params, g_x, g_hx) = _jax_fn(fn, with_h0, with_lengths)(
         params, x, hx, None if lengths is None else jnp.asarray(lengths), out_w, hn_w
     )
@@ -141,7 +149,7 @@ def _compare(config, batched):
     if with_h0:
         for got, want in zip(jax.tree.leaves(g_hx), jax.tree.leaves(expected["grad_h0"])):
             assert_close(got, want, what="grad hx")
-    grads = g_params if _face(config) == "functional" else jaxrnn.to_torch(g_params)
+    grads = {"functional": lambda g: g, "linen": jaxrnn.to_torch, "nnx": jaxrnn.nnx.to_torch}[face](g_params)
     assert_trees_close(grads, expected["grad_params"], what="grad params")
 
 

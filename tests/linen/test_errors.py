@@ -1,4 +1,6 @@
-"""Bad input: a ValueError/TypeError naming the argument, expected vs got, before any computation."""
+"""Bad input: a ValueError/TypeError naming the argument, expected vs got, before any computation,
+the same from the linen layers (``jaxrnn.RNN``) and the NNX layers (``jaxrnn.nnx.RNN``): every test
+runs on both faces."""
 
 from __future__ import annotations
 
@@ -6,14 +8,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import jaxrnn
 
 X = jax.random.normal(jax.random.key(0), (6, 4, 3))  # (T, N, I)
 
 
-def _apply(layer, x, *args, **kwargs):
-    variables = layer.init(jax.random.key(1), jnp.zeros((2, 1, layer.input_size)))
+@pytest.fixture(params=["linen", "nnx"])
+def face(request):
+    return request.param
+
+
+def _build(face, name, *args, **kwargs):
+    """``jaxrnn.<name>`` (linen) or ``jaxrnn.nnx.<name>`` with an ``rngs``."""
+    if face == "linen":
+        return getattr(jaxrnn, name)(*args, **kwargs)
+    return getattr(jaxrnn.nnx, name)(*args, rngs=nnx.Rngs(0), **kwargs)
+
+
+def _apply(face, layer, x, *args, **kwargs):
+    if face == "nnx":
+        return layer(x, *args, **kwargs)
+    example = jnp.zeros((1, layer.input_size) if "Cell" in type(layer).__name__ else (2, 1, layer.input_size))
+    variables = layer.init(jax.random.key(1), example)
     return layer.apply(variables, x, *args, **kwargs)
 
 
@@ -37,24 +55,24 @@ def _apply(layer, x, *args, **kwargs):
         ({"unroll": 0}, ValueError, r"RNN: `unroll` must be a positive int, got 0"),
     ],
 )
-def test_constructor_errors(kwargs, error, match):
+def test_constructor_errors(face, kwargs, error, match):
     args = {"input_size": 3, "hidden_size": 5, **kwargs}
     with pytest.raises(error, match=match):
-        jaxrnn.RNN(**args)
+        _build(face, "RNN", **args)
 
 
-def test_cell_constructor_errors():
+def test_cell_constructor_errors(face):
     with pytest.raises(ValueError, match=r"RNNCell: `nonlinearity` must be one of \('tanh', 'relu'\), got 'gelu'"):
-        jaxrnn.RNNCell(3, 5, nonlinearity="gelu")
+        _build(face, "RNNCell", 3, 5, nonlinearity="gelu")
     with pytest.raises(ValueError, match=r"RNNCell: `hidden_size` must be a positive int, got 0"):
-        jaxrnn.RNNCell(3, 0)
+        _build(face, "RNNCell", 3, 0)
 
 
-def test_dropout_with_one_layer_warns_like_torch():
+def test_dropout_with_one_layer_warns_like_torch(face):
     with pytest.warns(
         UserWarning, match=r"non-zero dropout expects num_layers greater than 1, but got dropout=0.5 and num_layers=1"
     ):
-        jaxrnn.RNN(3, 5, dropout=0.5)
+        _build(face, "RNN", 3, 5, dropout=0.5)
 
 
 @pytest.mark.parametrize(
@@ -69,46 +87,47 @@ def test_dropout_with_one_layer_warns_like_torch():
         (jnp.zeros((0, 4, 3)), r"RNN: x has no time steps \(x.shape=\(0, 4, 3\)\)"),
     ],
 )
-def test_input_shape_errors(x, match):
+def test_input_shape_errors(face, x, match):
     with pytest.raises(ValueError, match=match):
-        _apply(jaxrnn.RNN(3, 5), x)
+        _apply(face, _build(face, "RNN", 3, 5), x)
 
 
-def test_integer_input_is_a_type_error():
+def test_integer_input_is_a_type_error(face):
     with pytest.raises(TypeError, match=r"RNN: `x` must have a floating dtype, got int32"):
-        _apply(jaxrnn.RNN(3, 5), jnp.arange(72, dtype=jnp.int32).reshape(6, 4, 3))
+        _apply(face, _build(face, "RNN", 3, 5), jnp.arange(72, dtype=jnp.int32).reshape(6, 4, 3))
 
 
 @pytest.mark.parametrize(
-    "layer, x, h0, match",
+    "args, kwargs, x, h0, match",
     [
-        (jaxrnn.RNN(3, 5, 2), X, jnp.zeros((1, 4, 5)), r"expected hx of shape \(2, 4, 5\), got \(1, 4, 5\)"),
+        ((3, 5, 2), {}, X, jnp.zeros((1, 4, 5)), r"expected hx of shape \(2, 4, 5\), got \(1, 4, 5\)"),
         (
-            jaxrnn.RNN(3, 5, bidirectional=True),
+            (3, 5), {"bidirectional": True},
             X,
             jnp.zeros((1, 4, 5)),
             r"expected hx of shape \(2, 4, 5\), got \(1, 4, 5\)",
         ),
-        (jaxrnn.RNN(3, 5), X, jnp.zeros((1, 4, 6)), r"expected hx of shape \(1, 4, 5\), got \(1, 4, 6\)"),
+        ((3, 5), {}, X, jnp.zeros((1, 4, 6)), r"expected hx of shape \(1, 4, 5\), got \(1, 4, 6\)"),
         (
-            jaxrnn.RNN(3, 5),
+            (3, 5),
+            {},
             X,
             jnp.zeros((1, 1, 5)),
             r"expected hx of shape \(1, 4, 5\), got \(1, 1, 5\)",
         ),  # no broadcast
-        (jaxrnn.RNN(3, 5), X, jnp.zeros((4, 5)), r"expected hx of shape \(1, 4, 5\), got \(4, 5\)"),
+        ((3, 5), {}, X, jnp.zeros((4, 5)), r"expected hx of shape \(1, 4, 5\), got \(4, 5\)"),
         (
-            jaxrnn.RNN(3, 5, batch_first=True),
+            (3, 5), {"batch_first": True},
             X,
             jnp.zeros((1, 4, 5)),
             r"expected hx of shape \(1, 6, 5\), got \(1, 4, 5\)",
         ),
-        (jaxrnn.RNN(3, 5), X[:, 0], jnp.zeros((1, 1, 5)), r"expected hx of shape \(1, 5\), got \(1, 1, 5\)"),
+        ((3, 5), {}, X[:, 0], jnp.zeros((1, 1, 5)), r"expected hx of shape \(1, 5\), got \(1, 1, 5\)"),
     ],
 )
-def test_h0_shape_errors(layer, x, h0, match):
+def test_h0_shape_errors(face, args, kwargs, x, h0, match):
     with pytest.raises(ValueError, match=f"RNN: {match}"):
-        _apply(layer, x, h0)
+        _apply(face, _build(face, "RNN", *args, **kwargs), x, h0)
 
 
 @pytest.mark.parametrize(
@@ -133,29 +152,28 @@ def test_h0_shape_errors(layer, x, h0, match):
         ([1, 2, 7, 4], ValueError, r"`seq_lengths` must lie in \[0, 6\]"),
     ],
 )
-def test_seq_lengths_errors(lengths, error, match):
+def test_seq_lengths_errors(face, lengths, error, match):
     with pytest.raises(error, match=f"RNN: {match}"):
-        _apply(jaxrnn.RNN(3, 5), X, seq_lengths=lengths)
+        _apply(face, _build(face, "RNN", 3, 5), X, seq_lengths=lengths)
 
 
-def test_seq_lengths_with_unbatched_input_must_be_one_int():
+def test_seq_lengths_with_unbatched_input_must_be_one_int(face):
     with pytest.raises(
         ValueError, match=r"RNN: expected `seq_lengths` a scalar \(one length for unbatched x\), got shape \(1,\)"
     ):
-        _apply(jaxrnn.RNN(3, 5), X[:, 0], seq_lengths=jnp.array([3]))
+        _apply(face, _build(face, "RNN", 3, 5), X[:, 0], seq_lengths=jnp.array([3]))
 
 
-def test_cell_call_errors():
-    cell = jaxrnn.RNNCell(3, 5)
-    variables = cell.init(jax.random.key(0), jnp.zeros((1, 3)))
+def test_cell_call_errors(face):
+    cell = _build(face, "RNNCell", 3, 5)
     with pytest.raises(ValueError, match=r"RNNCell: `input_size` is 3 but x has 4 features"):
-        cell.apply(variables, jnp.zeros((2, 4)))
+        _apply(face, cell, jnp.zeros((2, 4)))
     with pytest.raises(ValueError, match=r"RNNCell: expected h of shape \(2, 5\), got \(1, 5\)"):
-        cell.apply(variables, jnp.zeros((2, 3)), jnp.zeros((1, 5)))
+        _apply(face, cell, jnp.zeros((2, 3)), jnp.zeros((1, 5)))
     with pytest.raises(
         ValueError, match=r"RNNCell: expected x to be 1D \(unbatched\) or 2D \(batch, input_size\), got 3D"
     ):
-        cell.apply(variables, jnp.zeros((1, 2, 3)))
+        _apply(face, cell, jnp.zeros((1, 2, 3)))
 
 
 @pytest.mark.parametrize(
@@ -167,16 +185,16 @@ def test_cell_call_errors():
         ({"num_layers": 0}, ValueError, r"LSTM: `num_layers` must be a positive int, got 0"),
     ],
 )
-def test_lstm_constructor_errors(kwargs, error, match):
+def test_lstm_constructor_errors(face, kwargs, error, match):
     with pytest.raises(error, match=match):
-        jaxrnn.LSTM(3, 5, **kwargs)
+        _build(face, "LSTM", 3, 5, **kwargs)
 
 
-def test_gru_has_torchs_constructor_without_nonlinearity():
+def test_gru_has_torchs_constructor_without_nonlinearity(face):
     with pytest.raises(TypeError, match="nonlinearity"):
-        jaxrnn.GRU(3, 5, nonlinearity="relu")
+        _build(face, "GRU", 3, 5, nonlinearity="relu")
     with pytest.raises(ValueError, match=r"GRU: `dropout` must be a number in \[0, 1\], got 2"):
-        jaxrnn.GRU(3, 5, 2, True, False, 2)
+        _build(face, "GRU", 3, 5, 2, True, False, 2)
 
 
 @pytest.mark.parametrize(
@@ -196,10 +214,10 @@ def test_gru_has_torchs_constructor_without_nonlinearity():
         ),
     ],
 )
-def test_lstm_hx_errors(hx, error, match):
-    lstm = jaxrnn.LSTM(3, 5, num_layers=2, proj_size=2)
+def test_lstm_hx_errors(face, hx, error, match):
+    lstm = _build(face, "LSTM", 3, 5, num_layers=2, proj_size=2)
     with pytest.raises(error, match=match):
-        _apply(lstm, X, hx)
+        _apply(face, lstm, X, hx)
 
 
 @pytest.mark.parametrize(
