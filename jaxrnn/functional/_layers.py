@@ -9,6 +9,7 @@ layers) calls ``forward``, and a backend runs each direction's time loop:
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -30,6 +31,7 @@ class Backend(NamedTuple):
 
     run: Callable[..., tuple[Array, Any]]
     batch_first: bool
+    pure: bool = False  # a function of its arguments alone (no face's state): eager calls may jit it
 
 
 IMPLS = ("fused", "scan")
@@ -37,14 +39,25 @@ IMPLS = ("fused", "scan")
 
 def backend_for(impl: str, precision: Any = None, unroll: int = 1) -> Backend:
     """``'fused'``: the engine (``_engine``, a hand-written backward pass); ``'scan'``: the
-    ``jax.lax.scan`` reference with autodiff (``_scan``)."""
+    ``jax.lax.scan`` reference with autodiff (``_scan``). One object per (impl, precision, unroll),
+    so that eager calls find their compiled layer again."""
+    try:
+        return _cached_backend(impl, precision, unroll)
+    except TypeError:  # an unhashable precision: a backend of its own
+        return _backend(impl, precision, unroll)
+
+
+def _backend(impl: str, precision: Any, unroll: int) -> Backend:
     module = _engine if impl == "fused" else _scan
 
     def run(spec, w, x, carry0, seq_lengths, *, reverse, axis, name):
         return module.run(spec, w, x, carry0, seq_lengths, reverse=reverse, axis=axis, precision=precision,
                           unroll=unroll)
 
-    return Backend(run, batch_first=impl == "fused")
+    return Backend(run, batch_first=impl == "fused", pure=True)
+
+
+_cached_backend = functools.cache(_backend)
 
 
 def check_options(owner: str, *, input_size, hidden_size, num_layers, dropout, unroll, impl,
@@ -126,6 +139,20 @@ def forward(
     )
     # float64 from numpy is float32 where x64 is off, as a Flax layer casts it
     dtype = jax.dtypes.canonicalize_dtype(jnp.result_type(x, *params.values()) if dtype is None else dtype)
+    args = (params, x, hx, seq_lengths, dropout_key)
+    static = dict(spec=spec, layout=layout, backend=backend, batch_first=batch_first, dropout=dropout, dtype=dtype)
+    concrete = backend.pure and not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(args))
+    # an eager call runs the layer as one compiled program, compiled once per configuration (else
+    # every call would retrace and recompile each direction's loop); under a transform, inline
+    x, h_n = (_compiled if concrete else _stack)(*args, **static)
+    return (packed.replace(x), h_n) if packed is not None else (x, h_n)
+
+
+def _stack(params, x, hx, seq_lengths, dropout_key, *, spec: CellSpec, layout: _params.Layout, backend: Backend,
+           batch_first: bool, dropout: float, dtype: Any) -> tuple[Array, Any]:
+    """The layers on checked inputs: one dtype, the layout, then each layer's directions, dropout
+    between layers, and the outputs back in x's layout."""
+    rows = layout.num_layers * layout.num_directions
     x = jnp.asarray(x, dtype)
     params = {k: jnp.asarray(v, dtype) for k, v in params.items()}
     batched = x.ndim == 3
@@ -157,10 +184,11 @@ def forward(
             x = dropout_between(x, dropout, jax.random.fold_in(dropout_key, layer))  # layer k's mask: key k
 
     h_n = jax.tree.map(lambda *rows: jnp.stack(rows), *finals)
-    if packed is not None:
-        return packed.replace(x), h_n
     if not batched:
         return x[:, 0], jax.tree.map(lambda a: a[:, 0], h_n)
     if batch_first and axis == 0:
         x = jnp.swapaxes(x, 0, 1)
     return x, h_n
+
+
+_compiled = jax.jit(_stack, static_argnames=("spec", "layout", "backend", "batch_first", "dropout", "dtype"))

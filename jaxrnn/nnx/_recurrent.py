@@ -11,6 +11,7 @@ layer starts in train mode; ``model.eval()`` / ``model.train()`` (NNX's switches
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -24,10 +25,12 @@ from ._cells import StepCell, torch_params
 Array = jax.Array
 
 
+@functools.cache
 def _nnx_scan(precision: Any, unroll: int) -> _layers.Backend:
     """The reference backend: ``nnx.scan`` of a ``StepCell`` (the direction's weights, broadcast)
     over time-major x (T, N, I). With ``seq_lengths``, padded steps leave the carry untouched and
-    output zeros (packed semantics, as the core's scan)."""
+    output zeros (packed semantics, as the core's scan). One backend per (precision, unroll), so
+    eager calls find their compiled layer again."""
 
     def run(spec, w, x, carry0, seq_lengths, *, reverse, axis, name):
         cell = StepCell(spec, w, precision)
@@ -39,7 +42,7 @@ def _nnx_scan(precision: Any, unroll: int) -> _layers.Backend:
         carry_n, ys = scan(cell, carry0, _scan.inputs(cell.project(x), seq_lengths))
         return ys, carry_n
 
-    return _layers.Backend(run, batch_first=False)
+    return _layers.Backend(run, batch_first=False, pure=True)
 
 
 def _dropout_key(rngs: Any, owner: str) -> Array:
