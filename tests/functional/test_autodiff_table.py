@@ -12,8 +12,8 @@ the scan reference: a reverse-mode result with the forward-mode Jacobian, a forw
 with the reverse-mode Jacobian of the engine, a second derivative with forward over forward.
 The configuration is a bidirectional layer on full-length sequences (where ``jax.hessian``
 through the engine's LSTM once crashed XLA's CPU compiler; derivatives with ``seq_lengths`` are
-held to each other in ``test_autodiff_modes``); which face runs it (``jaxrnn.functional`` or the
-linen layer) is picked by a hash of the case.
+held to each other in ``test_autodiff_modes``); which face runs it (``jaxrnn.functional``, the
+linen layer or the NNX layer) is picked by a hash of the case.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from _compare import assert_close
 from _torch_rnn import face_of
+from flax import nnx
 
 import jaxrnn
 from jaxrnn import functional as F
@@ -57,6 +58,18 @@ def _layer(mode: str, face: str, impl: str):
 
         def run(w):
             return fn({**params, "weight_hh_l0": w}, x, impl=impl)
+    elif face == "nnx":
+        kwargs = dict(bidirectional=True, impl=impl, rngs=nnx.Rngs(0))
+        layer = {"rnn_tanh": functools.partial(jaxrnn.nnx.RNN, nonlinearity="tanh"),
+                 "rnn_relu": functools.partial(jaxrnn.nnx.RNN, nonlinearity="relu"),
+                 "lstm": functools.partial(jaxrnn.nnx.LSTM, proj_size=P if mode == "lstm_proj" else 0),
+                 "gru": jaxrnn.nnx.GRU}[cell](I, H, **kwargs)
+        graphdef, state = nnx.split(jaxrnn.nnx.from_torch(params, layer))
+
+        def run(w):  # a fresh module inside the transform, holding w
+            held = jax.tree_util.tree_map_with_path(
+                lambda path, a: w if jax.tree_util.DictKey("weight_hh_l0") in path else a, state)
+            return nnx.merge(graphdef, held)(x)
     else:
         kwargs = dict(bidirectional=True, param_dtype=jnp.float64, impl=impl)
         module = {"rnn_tanh": functools.partial(jaxrnn.RNN, nonlinearity="tanh"),

@@ -1,5 +1,6 @@
 """jaxrnn's cells against torch.nn.RNNCell / LSTMCell / GRUCell: one step, batched and unbatched, with and
-without h, through both faces (``jaxrnn.RNNCell``, ... and ``jaxrnn.functional.rnn_cell``, ...)."""
+without h, through every face (``jaxrnn.RNNCell``, ..., ``jaxrnn.functional.rnn_cell``, ... and
+``jaxrnn.nnx.RNNCell``, ...)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 from _compare import assert_close
 from _torch_rnn import FACES, torch_params
+from flax import nnx
 
 import jaxrnn
 
@@ -33,13 +35,8 @@ def test_cell_step_and_grads_match_torch(act, bias, batched, with_h, face):
     out_t = cell_t(x_t, h_t if with_h else None)
     (out_t * torch.tensor(w)).sum().backward()
 
-    cell = jaxrnn.RNNCell(3, 6, bias=bias, nonlinearity=act)
-    if face == "functional":
-        params = torch_params(cell_t)
-        step = functools.partial(jaxrnn.functional.rnn_cell, nonlinearity=act)
-    else:
-        params = jaxrnn.from_torch(cell_t.state_dict(), cell)["params"]
-        step = functools.partial(_apply, cell)
+    params, step, to_torch = _face(face, cell_t, functools.partial(jaxrnn.functional.rnn_cell, nonlinearity=act),
+                                   "RNNCell", bias=bias, nonlinearity=act)
 
     def loss(params, x, h):
         out = step(params, x, h if with_h else None)
@@ -50,19 +47,39 @@ def test_cell_step_and_grads_match_torch(act, bias, batched, with_h, face):
     assert_close(g_x, x_t.grad.numpy(), what="grad x")
     if with_h:
         assert_close(g_h, h_t.grad.numpy(), what="grad h")
-    grads = g_p if face == "functional" else jaxrnn.to_torch(g_p)
+    grads = to_torch(g_p)
     assert sorted(grads) == sorted(dict(cell_t.named_parameters()))
     for key, value in grads.items():
         assert_close(value, dict(cell_t.named_parameters())[key].grad.numpy(), what=key)
 
 
-def _apply(cell, params, x, hx):
-    return cell.apply({"params": params}, x, hx)
+def _face(face: str, cell_t: torch.nn.Module, functional_step, name: str, **kwargs):
+    """``(params, step(params, x, hx), to_torch(grads))`` of the torch cell's twin in ``face``."""
+    if face == "functional":
+        return torch_params(cell_t), functional_step, lambda grads: grads
+    if face == "linen":
+        cell = getattr(jaxrnn, name)(3, 6, **kwargs)
+
+        def apply(params, x, hx):
+            return cell.apply({"params": params}, x, hx)
+
+        return jaxrnn.from_torch(cell_t.state_dict(), cell)["params"], apply, jaxrnn.to_torch
+    graphdef, state = nnx.split(jaxrnn.nnx.from_torch(cell_t.state_dict(),
+                                                      getattr(jaxrnn.nnx, name)(3, 6, **kwargs, rngs=nnx.Rngs(0))))
+
+    def call(state, x, hx):
+        return nnx.merge(graphdef, state)(x, hx)
+
+    return state, call, jaxrnn.nnx.to_torch
 
 
-def test_cell_init_is_torch_uniform():
-    cell = jaxrnn.RNNCell(7, 50, param_dtype=jnp.float64)
-    params = cell.init(jax.random.key(0), jnp.zeros((1, 7)))["params"]
+@pytest.mark.parametrize("face", ["linen", "nnx"])
+def test_cell_init_is_torch_uniform(face):
+    if face == "linen":
+        params = jaxrnn.RNNCell(7, 50, param_dtype=jnp.float64).init(jax.random.key(0), jnp.zeros((1, 7)))["params"]
+    else:
+        params = jaxrnn.nnx.to_torch(jaxrnn.nnx.RNNCell(7, 50, param_dtype=jnp.float64, rngs=nnx.Rngs(0)))
+    assert len(params) == 4
     values = np.concatenate([np.ravel(v) for v in params.values()])
     bound = 1 / np.sqrt(50)
     assert values.min() >= -bound and values.max() <= bound
@@ -83,11 +100,9 @@ def test_lstm_gru_cell_step_and_grads_match_torch(kind, bias, batched, with_h, f
     x = rng.standard_normal(lead + (3,))
     if kind == "lstm":
         cell_t = torch.nn.LSTMCell(3, 6, bias=bias).double()
-        cell = jaxrnn.LSTMCell(3, 6, bias=bias)
         hx = (rng.standard_normal(lead + (6,)), rng.standard_normal(lead + (6,)))
     else:
         cell_t = torch.nn.GRUCell(3, 6, bias=bias).double()
-        cell = jaxrnn.GRUCell(3, 6, bias=bias)
         hx = rng.standard_normal(lead + (6,))
     weights = jax.tree.map(lambda a: rng.standard_normal(a.shape), hx)
     x_t = torch.tensor(x, requires_grad=True)
@@ -96,11 +111,8 @@ def test_lstm_gru_cell_step_and_grads_match_torch(kind, bias, batched, with_h, f
     out_t = out_t if kind == "lstm" else (out_t,)
     sum((o * torch.tensor(w)).sum() for o, w in zip(out_t, jax.tree.leaves(weights))).backward()
 
-    if face == "functional":
-        params, step = torch_params(cell_t), getattr(jaxrnn.functional, f"{kind}_cell")
-    else:
-        params = jaxrnn.from_torch(cell_t.state_dict(), cell)["params"]
-        step = functools.partial(_apply, cell)
+    params, step, to_torch = _face(face, cell_t, getattr(jaxrnn.functional, f"{kind}_cell"),
+                                   {"lstm": "LSTMCell", "gru": "GRUCell"}[kind], bias=bias)
 
     def loss(params, x, hx):
         out = step(params, x, hx if with_h else None)
@@ -115,7 +127,7 @@ def test_lstm_gru_cell_step_and_grads_match_torch(kind, bias, batched, with_h, f
     if with_h:
         for got, want in zip(jax.tree.leaves(g_h), jax.tree.leaves(hx_t)):
             assert_close(got, want.grad.numpy(), what="grad hx")
-    grads = g_p if face == "functional" else jaxrnn.to_torch(g_p)
+    grads = to_torch(g_p)
     assert sorted(grads) == sorted(dict(cell_t.named_parameters()))
     for key, value in grads.items():
         assert_close(value, dict(cell_t.named_parameters())[key].grad.numpy(), what=key)

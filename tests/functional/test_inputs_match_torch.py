@@ -1,6 +1,6 @@
 """What a port hands the layers, against torch: torch tensors and lists as inputs, torch's ``hx``
 keyword, one length per unbatched sequence under ``vmap``, empty sequences, traced lengths, and
-float64 data with x64 off. Every cell, through both faces (``jaxrnn.functional`` and linen)."""
+float64 data with x64 off. Every cell, through every face (``jaxrnn.functional``, linen and NNX)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 import torch
 from _compare import assert_close
 from _torch_rnn import torch_params
+from flax import nnx
 from jax.experimental import checkify
 
 import jaxrnn
@@ -21,7 +22,7 @@ from jaxrnn import functional as F
 
 T, N, I, H = 5, 3, 3, 4
 CELLS = ("rnn", "lstm", "gru")
-FACES = ("functional", "linen")
+FACES = ("functional", "linen", "nnx")
 
 
 def _torch_layer(cell: str, seed: int, **kwargs) -> torch.nn.RNNBase:
@@ -36,6 +37,11 @@ def _jax_call(cell: str, face: str, layer: torch.nn.RNNBase, **kwargs):
         fn = {"rnn": F.rnn, "lstm": F.lstm, "gru": F.gru}[cell]
         return functools.partial(fn, params, **kwargs)
     dtype = jnp.float64 if next(layer.parameters()).dtype == torch.float64 else jnp.float32
+    if face == "nnx":
+        twin = {"rnn": jaxrnn.nnx.RNN, "lstm": jaxrnn.nnx.LSTM, "gru": jaxrnn.nnx.GRU}[cell](
+            I, H, num_layers=layer.num_layers, bidirectional=layer.bidirectional, param_dtype=dtype, **kwargs,
+            rngs=nnx.Rngs(0))
+        return jaxrnn.nnx.from_torch(params, twin)
     module = {"rnn": jaxrnn.RNN, "lstm": jaxrnn.LSTM, "gru": jaxrnn.GRU}[cell](
         I, H, num_layers=layer.num_layers, bidirectional=layer.bidirectional, param_dtype=dtype, **kwargs)
     variables = jaxrnn.from_torch(params, module, jnp.zeros((T, N, I)))
