@@ -1,6 +1,6 @@
-"""``python -m benchmarks``: jaxrnn (jit, no jit, disable_jit), plain Flax, torch eager and torch.compile.
+"""``python -m benchmarks``: jaxrnn (jit, no jit, disable_jit, NNX), plain Flax, torch eager and torch.compile.
 
-    python -m benchmarks                  # RNN grid, T sweep, LSTM/GRU grid (~15 min on 2 cores)
+    python -m benchmarks                  # RNN grid, T sweep, LSTM/GRU grid (~20 min on 2 cores)
     python -m benchmarks --quick          # CI smoke: tiny shapes, one round; checks it runs, not how fast
     python -m benchmarks --update-readme  # copy the latest results/bench.md into README.md
     python -m benchmarks --ablations      # the fast path's ideas one by one (benchmarks/NOTES.md)
@@ -59,7 +59,9 @@ def _parse(argv):
     return p.parse_args(argv)
 
 
-def _cell(section, shape, work, chosen, settings: dict[str, Any], unavailable: dict[str, str]) -> dict:
+def _cell(
+    section, shape, work, chosen, settings: dict[str, Any], unavailable: dict[str, str], mismatched: dict[str, str]
+) -> dict:
     x = _contenders.make_input(shape)
     runners: dict[str, Callable[[], None]] = {}
     entries: dict[str, dict[str, Any]] = {}
@@ -74,6 +76,11 @@ def _cell(section, shape, work, chosen, settings: dict[str, Any], unavailable: d
         except _contenders.Unavailable as e:
             unavailable[c.name] = str(e)
             entries[c.name] = {"median_s": None, "error": str(e)}
+            continue
+        except _contenders.Mismatch as e:  # a wrong program: not timed, and the run fails at the end
+            mismatched[f"{section} {work} {shape.name}: {c.name}"] = str(e)
+            entries[c.name] = {"median_s": None, "error": f"wrong result: {e}"}
+            _log(f"  {c.name}: WRONG RESULT, not timed: {e}")
             continue
         except Exception as e:  # a contender that breaks must not take the others down
             msg = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
@@ -207,13 +214,14 @@ def run(args) -> dict:
     gemm = {f"{fw} matmul": gemm_runs[fw][1] / g[fw]["median_s"] / 1e9 for fw in gemm_runs}
     _log("GEMM: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in gemm.items()))
     unavailable: dict[str, str] = {}
+    mismatched: dict[str, str] = {}
     cells = []
     for section in sections:
         for shape in shapes[section]:
             for work in works:
                 if quick and section == "sweep" and work != "train":
                     continue  # the smoke run keeps one kind of work for the sweep's plot
-                cell = _cell(section, shape, work, chosen, settings, unavailable)
+                cell = _cell(section, shape, work, chosen, settings, unavailable, mismatched)
                 cells.append(cell)
                 _log(f"[{time.perf_counter() - t_start:6.0f}s] " + _summary_line(cell))
     info["load_avg_end"] = list(os.getloadavg())
@@ -242,6 +250,7 @@ def run(args) -> dict:
         "cells": cells,
         "ab": ab_info,
         "unavailable": unavailable,
+        "mismatched": mismatched,
         "total_s": time.perf_counter() - t_start,
     }
 
@@ -267,6 +276,10 @@ def main(argv=None) -> int:
     _log(f"done in {results['total_s']:.0f}s; wrote " + ", ".join(os.path.relpath(p) for p in written))
     if results["ab"] is not None:
         _log("  " + _report.ab_summary(results))
+    if results["mismatched"]:
+        for where, why in results["mismatched"].items():
+            _log(f"  WRONG RESULT at {where}: {why}")
+        return 1
     if args.quick:
         _log("  --quick checks that every contender runs, not how fast: no targets evaluated")
         return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -23,11 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ._grid import Shape
+from ._grid import QUICK_CELL_GRID, QUICK_T_SWEEP, Shape
 
 
 class Unavailable(Exception):
     """The contender cannot run on this machine or shape; the message says why."""
+
+
+class Mismatch(Exception):
+    """A contender computes something else than ``jaxrnn jit`` on the same weights: not to be timed."""
 
 
 @dataclasses.dataclass
@@ -36,6 +41,9 @@ class Prepared:
     compile_s: float | None = None
     peak_bytes: int | None = None
     memory_method: str | None = None
+    # what the work computes from the state it was built with, for the correctness guard (train: the
+    # losses of two steps; forward: the outputs); None where no guard compares it
+    values: Callable[[], Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +171,12 @@ def _flax_apply(shape: Shape):
     return init, apply
 
 
+def _loss(out, h_n):
+    """The loss: ``mean(output**2)`` plus ``mean(a**2)`` of every final-state array ``a`` (the LSTM's h and c)."""
+    jax, jnp, _ = _jax()
+    return jnp.mean(out**2) + sum(jnp.mean(a**2) for a in jax.tree.leaves(h_n))
+
+
 def _jax_work(init, apply, work: str, x_np: np.ndarray):
     """The function to run and its arguments: forward ``f(params, x)``, or a train step ``f(params, opt, x)``."""
     jax, jnp, optax = _jax()
@@ -173,9 +187,8 @@ def _jax_work(init, apply, work: str, x_np: np.ndarray):
 
     opt = optax.adam(1e-3)
 
-    def loss(params, x):  # h_n: every final-state array (the LSTM's h and c)
-        out, h_n = apply(params, x)
-        return jnp.mean(out**2) + sum(jnp.mean(a**2) for a in jax.tree.leaves(h_n))
+    def loss(params, x):
+        return _loss(*apply(params, x))
 
     def step(params, opt_state, x):
         value, grads = jax.value_and_grad(loss)(params, x)
@@ -210,7 +223,20 @@ def _jax_runner(fn, args, work: str, jit: bool, disable_jit: bool = False) -> Pr
             state[0], state[1] = result[0], result[1]
         jax.block_until_ready(result)
 
-    return Prepared(run, compile_s, peak, method)
+    return Prepared(run, compile_s, peak, method, values=lambda: _values(fn, args, work))
+
+
+def _values(fn, args, work: str):
+    """What ``fn`` computes from ``args``, left as they are: forward, its outputs; train, the losses of two steps
+    (the second after one update, so the gradient and the optimizer are checked too)."""
+    if work == "forward":
+        return fn(*args)
+    params, opt_state, x = args
+    losses = []
+    for _ in range(2):
+        params, opt_state, value = fn(params, opt_state, x)
+        losses.append(value)
+    return losses
 
 
 def _memory_analysis(compiled) -> int | None:
@@ -223,11 +249,18 @@ def _memory_analysis(compiled) -> int | None:
     return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
 
 
-def _build_jaxrnn(impl: str | None, jit: bool, disable_jit: bool = False, module=None):
+def _build_jaxrnn(impl: str | None, jit: bool, disable_jit: bool = False, module=None, reference: bool = False):
+    """``reference``: this build is the NNX contenders' reference (the headline): it leaves its initial
+    parameters and its ``values`` for them (see ``_linen_reference``)."""
+
     def build(shape: Shape, work: str, x: np.ndarray, memory: bool = True) -> Prepared:
         init, apply = _jaxrnn_apply(shape, impl, module)
         fn, args = _jax_work(init, apply, work, x)
-        return _jax_runner(fn, args, work, jit=jit, disable_jit=disable_jit)
+        prepared = _jax_runner(fn, args, work, jit=jit, disable_jit=disable_jit)
+        if reference:
+            _REFERENCE.clear()
+            _REFERENCE.update(key=(shape, work), params=args[0], compute=prepared.values)
+        return prepared
 
     return build
 
@@ -242,6 +275,123 @@ def _build_flax(shape: Shape, work: str, x: np.ndarray, memory: bool = True) -> 
     init, apply = _flax_apply(shape)
     fn, args = _jax_work(init, apply, work, x)
     return _jax_runner(fn, args, work, jit=True)
+
+
+# --------------------------------------------------------------------------- Flax NNX
+
+# The headline's build in the current cell, for the NNX contenders: key (shape, work), its initial params
+# and ``compute``, its Prepared.values; ``values`` once computed. One slot: the next cell replaces it.
+_REFERENCE: dict[str, Any] = {}
+RTOL = 1e-5  # the guard's tolerance, relative, float32
+
+
+def _linen_reference(shape: Shape, work: str, x: np.ndarray) -> tuple[Any, Any]:
+    """The headline's (jaxrnn jit's) initial params and what it computes from them in this cell; built here
+    when the headline is not in the run (``--only``)."""
+    if _REFERENCE.get("key") != (shape, work):
+        _build_jaxrnn(None, jit=True, reference=True)(shape, work, x)
+    if "values" not in _REFERENCE:
+        _REFERENCE["values"] = _REFERENCE["compute"]()
+    return _REFERENCE["params"], _REFERENCE["values"]
+
+
+def _check_same(work: str, got: Any, want: Any) -> None:
+    """Raise ``Mismatch`` unless ``got`` equals the headline's ``want`` to ``RTOL`` (an array's tolerance is
+    relative to its largest magnitude)."""
+    import jax
+
+    what = "the losses of two training steps" if work == "train" else "the outputs (output, h_n)"
+    g, w = jax.tree.leaves(got), jax.tree.leaves(want)
+    if len(g) != len(w):
+        raise Mismatch(f"{what}: {len(g)} arrays where jaxrnn jit gives {len(w)}")
+    for i, (a, b) in enumerate(zip(g, w)):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        if a.shape != b.shape:
+            raise Mismatch(f"{what}: array {i} has shape {a.shape}, jaxrnn jit's {b.shape}")
+        err = float(np.max(np.abs(a - b), initial=0.0)) / max(float(np.max(np.abs(b), initial=0.0)), 1e-30)
+        if not err <= RTOL:
+            raise Mismatch(
+                f"{what} differ from jaxrnn jit's on the same weights: array {i}, relative error "
+                f"{err:.1e} > {RTOL:.0e}" + (f" ({a} vs {b})" if a.size == 1 else "")
+            )
+
+
+@functools.cache
+def _nnx_functions():
+    """The NNX training step and forward pass under ``nnx.jit``, defined once: a user's step is one function,
+    and one function (with one optax transformation, which ``nnx.Optimizer`` keeps in the graph's static
+    part) lets 'nnx cached' reuse the step that 'nnx jit' compiled for the same shape."""
+    from flax import nnx
+
+    @nnx.jit
+    def train_step(model, optimizer, x):
+        value, grads = nnx.value_and_grad(lambda m: _loss(*m(x)))(model)
+        optimizer.update(model, grads)
+        return value
+
+    @nnx.jit
+    def forward(model, x):
+        return model(x)
+
+    _, _, optax = _jax()
+    return train_step, forward, optax.adam(1e-3)
+
+
+def _nnx_model(shape: Shape, params):
+    """jaxrnn.nnx.RNN / LSTM / GRU (``shape.cell``), batch first, holding the linen layer's ``params``."""
+    from flax import nnx
+
+    import jaxrnn.nnx as jnnx
+
+    layer = {"rnn": jnnx.RNN, "lstm": jnnx.LSTM, "gru": jnnx.GRU}[shape.cell](
+        shape.inputs, shape.hidden, shape.layers, batch_first=True, bidirectional=shape.bidirectional,
+        rngs=nnx.Rngs(0),
+    )
+    return jnnx.from_torch(torch_keys(params), layer)
+
+
+def _build_nnx(pattern: str):
+    """The NNX layer holding the headline's weights, run as a user would with ``pattern``: 'jit' (an
+    ``nnx.jit`` step on (model, optimizer, x)), 'cached' (that step through ``nnx.cached_partial``) or 'split'
+    (``nnx.split`` once, ``jax.jit`` of a functional step on plain dicts with ``nnx.merge`` inside). Before it
+    is timed, it must compute what the headline computes (``_check_same``)."""
+
+    def build(shape: Shape, work: str, x: np.ndarray, memory: bool = True) -> Prepared:
+        jax, jnp, _ = _jax()
+        from flax import nnx
+
+        params, want = _linen_reference(shape, work, x)
+        model = _nnx_model(shape, params)
+        if pattern == "split":
+            graphdef, state, rest = nnx.split(model, nnx.Param, ...)
+            # as plain dicts: jax flattens an nnx.State (params in and out, Adam's moments) in Python, ~0.3 ms a
+            # step at the lesson's shape (benchmarks/NOTES.md, idea 14); nnx.merge takes the dict as it is
+            plain = nnx.to_pure_dict(state)
+
+            def apply(p, x):
+                return nnx.merge(graphdef, p, rest)(x)
+
+            fn, args = _jax_work(lambda x: plain, apply, work, x)
+            prepared = _jax_runner(fn, args, work, jit=True)
+            _check_same(work, prepared.values(), want)
+            return prepared
+        train_step, forward, tx = _nnx_functions()
+        fn, nodes = (forward, (model,)) if work == "forward" else (
+            train_step, (model, nnx.Optimizer(model, tx, wrt=nnx.Param)))
+        if pattern == "cached":
+            fn, nodes = nnx.cached_partial(fn, *nodes), ()
+        xj = jnp.asarray(x)
+        t0 = time.perf_counter()
+        first = jax.block_until_ready(fn(*nodes, xj))  # traces and compiles: nnx.jit has no AOT step to time apart
+        compile_s = time.perf_counter() - t0
+        _check_same(work, first if work == "forward" else [first, fn(*nodes, xj)], want)
+
+        def run():  # the loss (or the outputs) and the update come out of one executable: waiting on one waits on all
+            jax.block_until_ready(fn(*nodes, xj))
+
+        return Prepared(run, compile_s)
+
+    return build
 
 
 # --------------------------------------------------------------------------- torch
@@ -400,6 +550,16 @@ def _large_cells(section: str, shape: Shape) -> str | None:
     return _large(section, shape) if section == "cells" else None
 
 
+def _nnx_skip(section: str, shape: Shape) -> str | None:
+    """The NNX layers run where jaxrnn jit runs but at the LSTM/GRU grid's largest shape (as the scan reference
+    and Flax: its 4-5 s steps, and the RNN grid's largest shape already shows the compute-bound case). ``--quick``
+    runs them on its RNN grid cells and its LSTM cells (a two-array state): its T sweep and its GRU cells would
+    add CI time (a compile per pattern), not code paths."""
+    if shape in QUICK_T_SWEEP or (shape in QUICK_CELL_GRID and shape.cell == "gru"):
+        return "left out of --quick's T sweep and GRU cells (CI time: the code paths of its RNN and LSTM cells)"
+    return _large_cells(section, shape)
+
+
 def baseline_name(ref: str) -> str:
     return f"{HEADLINE} @{ref}"
 
@@ -423,10 +583,35 @@ def contenders(baseline=None) -> list[Contender]:
         Contender(
             "jaxrnn jit",
             "jax",
-            _build_jaxrnn(None, jit=True),
+            _build_jaxrnn(None, jit=True, reference=True),
             "jaxrnn.RNN / LSTM / GRU (default impl='fused') under jax.jit",
         ),
         *ab,
+        Contender(
+            "nnx jit",
+            "jax",
+            _build_nnx("jit"),
+            "jaxrnn.nnx.RNN / LSTM / GRU with jaxrnn jit's weights; train: an nnx.jit step (model, optimizer, x) with "
+            "nnx.value_and_grad and nnx.Optimizer(model, adam, wrt=nnx.Param); forward: nnx.jit of model(x) "
+            "(compile s: the first call)",
+            _nnx_skip,
+        ),
+        Contender(
+            "nnx cached",
+            "jax",
+            _build_nnx("cached"),
+            "the same nnx.jit step (and forward pass) through nnx.cached_partial(step, model, optimizer): the graph "
+            "traversal cached (compile s: the first call, which reuses nnx jit's compiled step)",
+            _nnx_skip,
+        ),
+        Contender(
+            "nnx split",
+            "jax",
+            _build_nnx("split"),
+            "nnx.split(model, nnx.Param, ...) once, its params as a plain dict (nnx.to_pure_dict), then jax.jit of a "
+            "functional step on (params, optax state, x) with nnx.merge inside, AOT-compiled as jaxrnn jit",
+            _nnx_skip,
+        ),
         Contender(
             "jaxrnn functional jit",
             "jax",
@@ -484,3 +669,4 @@ def contenders(baseline=None) -> list[Contender]:
 BASELINE = "torch eager"
 HEADLINE = "jaxrnn jit"
 REFERENCE = "torch eager 1 thread"
+NNX = ("nnx jit", "nnx cached", "nnx split")  # reported against HEADLINE in their own table

@@ -10,11 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ._contenders import BASELINE, HEADLINE, REFERENCE
+from ._contenders import BASELINE, HEADLINE, NNX, REFERENCE
 
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 MiB = 2**20
+# "where compute dominates", for the NNX target: cells whose linen training step takes at least this long, 20x
+# nnx.jit's per-call cost on the 2-core CPU (~2.5 ms, benchmarks/NOTES.md idea 14), so 5% is the program's share
+NNX_COMPUTE_S = 50e-3
+NNX_TOLERANCE = 1.05
 
 
 def _ms(seconds: float | None) -> str:
@@ -70,6 +74,40 @@ def targets(results: dict) -> list[tuple[str, bool | None, str]]:
     for work in ("train", "forward"):
         what = f"LSTM/GRU {work}: jaxrnn jit never slower than torch.nn.LSTM / torch.nn.GRU eager"
         out += _never_slower(_headline_speedups(results, work, section="cells"), what)
+    out += _nnx_targets(results)
+    return out
+
+
+def _nnx_ratio(cell: dict, name: str) -> float | None:
+    """An NNX contender's median / the headline's in the same cell (> 1: the NNX layer is slower)."""
+    mine, linen = _median(cell, name), _median(cell, HEADLINE)
+    return None if mine is None or linen is None else mine / linen
+
+
+def _nnx_targets(results: dict) -> list[tuple[str, bool | None, str]]:
+    """Each NNX pattern's training step within 5% of the linen one wherever compute dominates."""
+    out: list[tuple[str, bool | None, str]] = []
+    heavy = [
+        c
+        for c in results["cells"]
+        if c["work"] == "train" and (_median(c, HEADLINE) or 0) >= NNX_COMPUTE_S
+    ]
+    for name in NNX:
+        ratios = {_cell_label(c): r for c in heavy if (r := _nnx_ratio(c, name)) is not None}
+        if not ratios:
+            continue
+        over = {k: v for k, v in ratios.items() if v > NNX_TOLERANCE}
+        worst = max(ratios, key=ratios.get)  # type: ignore[arg-type]
+        out.append(
+            (
+                f"train: {name} within {100 * (NNX_TOLERANCE - 1):.0f}% of {HEADLINE} where its step takes "
+                f">= {NNX_COMPUTE_S * 1e3:.0f} ms ({len(ratios)} cells)",
+                not over,
+                ("over at: " + ", ".join(f"{k} ({v:.3f}x)" for k, v in over.items()))
+                if over
+                else f"highest {ratios[worst]:.3f}x ({worst})",
+            )
+        )
     return out
 
 
@@ -205,7 +243,9 @@ def markdown(results: dict) -> str:
             cells = _cells(results, section, work)
             if not cells:
                 continue
-            present = [n for n in names if any(_entry(c, n) for c in cells)]
+            present = [n for n in names if n not in NNX and any(_entry(c, n) for c in cells)]
+            if not present:
+                continue
             lines += [f"### {title}: {work}", ""]
             lines.append("| shape | " + " | ".join(present) + " |")
             lines.append("|---|" + "---|" * len(present))
@@ -223,6 +263,7 @@ def markdown(results: dict) -> str:
                         row.append(f"{_ms(e['median_s'])} ({_ratio(e.get('speedup'))})")
                 lines.append("| " + " | ".join(row) + " |")
             lines.append("")
+    lines += nnx_markdown(results)
     lines += [f"### {HEADLINE}: throughput, compile time, memory", ""]
     lines.append("| work | shape | ms | vs torch | GFLOP/s | of GEMM | compile s | peak MiB |")
     lines.append("|---|---|---|---|---|---|---|---|")
@@ -252,6 +293,11 @@ def markdown(results: dict) -> str:
                 *ref,
             ]
         lines.append("")
+    wrong = results.get("mismatched", {})
+    if wrong:
+        lines += ["### WRONG RESULTS (not timed)", ""]
+        lines += [f"- {where}: {why}" for where, why in wrong.items()]
+        lines.append("")
     notes = {(name, f"n/a: {why}") for name, why in results.get("unavailable", {}).items()}
     for c in results["cells"]:
         notes |= {(name, f"– {e['skipped']}") for name, e in c["contenders"].items() if "skipped" in e}
@@ -273,6 +319,50 @@ def markdown(results: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def nnx_markdown(results: dict) -> list[str]:
+    """The NNX layers against the linen one: both medians from the same rounds, and their ratio."""
+    names = [n for n in NNX if n in results["contender_names"]]
+    cells = [c for c in results["cells"] if any("skipped" not in (_entry(c, n) or {"skipped": 1}) for n in names)]
+    if not names or not cells:
+        return []
+    lines = [
+        "### NNX vs linen",
+        "",
+        f"`jaxrnn.nnx` layers holding {HEADLINE}'s weights, the same loss and Adam step: median ms and the ratio "
+        f"to {HEADLINE}'s median in the same rounds (1.00x: as fast; > 1: slower). nnx jit: an `nnx.jit` step on "
+        "(model, optimizer, x); nnx cached: that step through `nnx.cached_partial(step, model, optimizer)`; "
+        "nnx split: `nnx.split` once, then `jax.jit` of a functional step on plain dicts (`nnx.to_pure_dict`) with "
+        "`nnx.merge` inside. "
+        f"Last column: nnx jit's median minus {HEADLINE}'s, the per-call cost of `nnx.jit`'s graph traversal "
+        "where the step itself is short. Each was checked before timing to give the linen step's losses (or "
+        "outputs) on the same weights, to 1e-5.",
+        "",
+        f"| section | work | shape | {HEADLINE} ms | " + " | ".join(names) + " | nnx jit − linen µs |",
+        "|---|---|---|---|" + "---|" * len(names) + "---|",
+    ]
+    for c in cells:
+        row = [c["section"], c["work"], c["shape"]["name"], _ms(_median(c, HEADLINE))]
+        for n in names:
+            e = _entry(c, n)
+            if e is None:
+                row.append("")
+            elif "skipped" in e:
+                row.append("–")
+            elif e.get("median_s") is None:
+                row.append("wrong result" if str(e.get("error", "")).startswith("wrong result") else "n/a")
+            else:
+                row.append(f"{_ms(e['median_s'])} ({_nnx_num(_nnx_ratio(c, n))})")
+        mine, linen = _median(c, "nnx jit"), _median(c, HEADLINE)
+        row.append("n/a" if mine is None or linen is None else f"{(mine - linen) * 1e6:+.0f}")
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    return lines
+
+
+def _nnx_num(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.3f}x"
 
 
 def details_markdown(results: dict) -> str:
@@ -303,8 +393,9 @@ def plots(results: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    names = results["contender_names"]
-    color = {n: f"C{i}" for i, n in enumerate(names)}  # one colour per contender in every plot
+    every = results["contender_names"]
+    color = {n: f"C{i}" for i, n in enumerate(every)}  # one colour per contender in every plot
+    names = [n for n in every if n not in NNX]  # the NNX layers have their own figure
     sweep = {w: _cells(results, "sweep", w) for w in ("train", "forward")}
     if any(sweep.values()):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
@@ -326,7 +417,39 @@ def plots(results: dict, out: Path) -> list[Path]:
         path = _speedup_plot(results, section, out / filename, names, color)
         if path is not None:
             written.append(path)
+    path = _nnx_plot(results, out / "nnx_vs_linen.png", color)
+    if path is not None:
+        written.append(path)
     return written
+
+
+def _nnx_plot(results: dict, path: Path, color: dict) -> Path | None:
+    """Bars: each NNX contender's median / the linen headline's, per cell, train and forward."""
+    import matplotlib.pyplot as plt
+
+    names = [n for n in NNX if n in results["contender_names"]]
+    grid = {w: [c for c in results["cells"] if c["work"] == w and _median(c, HEADLINE) is not None] for w in
+            ("train", "forward")}
+    if not names or not any(_nnx_ratio(c, n) is not None for cells in grid.values() for c in cells for n in names):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
+    for ax, (work, cells) in zip(axes, grid.items()):
+        width = 0.8 / len(names)
+        for i, n in enumerate(names):
+            pts = [(j, r) for j, c in enumerate(cells) if (r := _nnx_ratio(c, n)) is not None]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.bar([x + (i - (len(names) - 1) / 2) * width for x in xs], ys, width, label=n, color=color[n])
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.axhline(NNX_TOLERANCE, color="k", lw=0.8, ls="--")
+        labels = [f"{c['section']}\n" + c["shape"]["name"].replace(" ", "\n") for c in cells]
+        ax.set_xticks(range(len(cells)), labels, fontsize=6)
+        ax.set(yscale="log", ylabel=f"median / {HEADLINE}'s (> 1: slower)", title=f"NNX vs linen: {work}")
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _speedup_plot(results: dict, section: str, path: Path, names: list[str], color: dict) -> Path | None:
@@ -375,13 +498,15 @@ def update_readme(readme: Path, results_dir: Path) -> None:
     section = (
         f"{README_START}\n## Benchmarks\n\n"
         "`make bench` (`python -m benchmarks`) measures jaxrnn under jit, without jit and under "
-        "`jax.disable_jit()`, a plain Flax RNN stack, `torch.nn.RNN` and `torch.compile` of it, and jaxrnn's "
+        "`jax.disable_jit()`, its NNX layers (`nnx.jit`, `nnx.cached_partial`, `nnx.split` + `jax.jit`), a plain "
+        "Flax RNN stack, `torch.nn.RNN` and `torch.compile` of it, and jaxrnn's "
         "LSTM and GRU against `torch.nn.LSTM` / `torch.nn.GRU`, and writes "
         f"`{rel}/` (JSON, markdown, plots); `python -m benchmarks --update-readme` copies the latest table here. "
         "Notes on what was tried and what it gave: `benchmarks/NOTES.md`.\n\n"
         f"{table}\n"
         f"![time vs sequence length]({rel}/time_vs_T.png)\n![speedup per shape]({rel}/speedup.png)\n"
         f"![LSTM and GRU speedup per shape]({rel}/speedup_cells.png)\n"
+        f"![NNX vs linen per shape]({rel}/nnx_vs_linen.png)\n"
         f"{README_END}"
     )
     text = readme.read_text() if readme.exists() else ""
