@@ -44,7 +44,8 @@ _CALL_DOC = """
         ``bias_ih_l{{k}}``, ``bias_hh_l{{k}}`` (when the layer has biases), with ``_reverse`` for the
         backward direction of a bidirectional layer.
       x: (time, batch, input_size), or (batch, time, input_size) with ``batch_first``, or
-        unbatched (time, input_size).
+        unbatched (time, input_size); or a ``jaxrnn.utils.rnn.PackedSequence``, and then output
+        is one too (time-major inside, as torch ignores batch_first for packed input).
       {hx}
       batch_first: x and output are (batch, time, ·).
 {lengths}

@@ -115,7 +115,8 @@ _SHARED_DOC = (f"""
 
     Args (of the call):
       x: (time, batch, input_size), or (batch, time, input_size) with ``batch_first``, or
-        unbatched (time, input_size).
+        unbatched (time, input_size); or a ``jaxrnn.utils.rnn.PackedSequence``, and then output
+        is one too.
       hx: torch's initial state (``h0=`` is accepted as an alias): (num_layers * num_directions,
         batch, hidden_size), or (num_layers * num_directions, hidden_size) unbatched; zeros when None.
 {_api.SEQ_LENGTHS_DOC}
