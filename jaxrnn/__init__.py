@@ -6,7 +6,8 @@ Public API: the core ``jaxrnn.functional`` (pure functions over torch-keyed para
 name for name), ``LSTMState`` (an LSTM's (h, c)), ``Linear`` and ``Embedding`` with torch's
 parameter layout; ``from_torch`` / ``to_torch`` for weights and ``save_safetensors`` /
 ``load_safetensors`` for files; the lesson's models in ``jaxrnn.models``, its data in
-``jaxrnn.data``, and optax training (``train``, with checkpoints read back by ``load_checkpoint``).
+``jaxrnn.data``, and optax training (``train``, with checkpoints read back by ``load_checkpoint``, over several
+processes after ``initialize_distributed``).
 The same layers and models as Flax NNX modules are in ``jaxrnn.nnx``, and torch's packed
 sequences (``pack_padded_sequence``, ``pad_packed_sequence``) in ``jaxrnn.utils.rnn``.
 """
@@ -33,6 +34,7 @@ from .linen import Linear as Linear
 from .linen import LSTMCell as LSTMCell
 from .linen import RNNCell as RNNCell
 from .training import CheckpointError as CheckpointError
+from .training import DistributedError as DistributedError
 from .training import History as History
 from .training import NonFiniteError as NonFiniteError
 from .training import TrainResult as TrainResult
@@ -41,6 +43,7 @@ from .training import clip_grad_norm as clip_grad_norm
 from .training import cross_entropy_loss as cross_entropy_loss
 from .training import evaluate as evaluate
 from .training import global_norm as global_norm
+from .training import initialize_distributed as initialize_distributed
 from .training import load_checkpoint as load_checkpoint
 from .training import make_optimizer as make_optimizer
 from .training import make_train_step as make_train_step
@@ -59,6 +62,7 @@ __all__ = [
     "Linear",
     "RNNCell",
     "CheckpointError",
+    "DistributedError",
     "History",
     "NonFiniteError",
     "TrainResult",
@@ -71,6 +75,7 @@ __all__ = [
     "evaluate",
     "from_torch",
     "global_norm",
+    "initialize_distributed",
     "load_checkpoint",
     "load_safetensors",
     "load_torch",

@@ -3,23 +3,29 @@
     jaxrnn {shapes,sine,sentiment,clipping,tagging,gradflow,compare,all} [--epochs N] [--seed S] [--out DIR]
            [--framework jax|torch|both] [--quick] [--no-progress]
            [--checkpoint-dir DIR [--resume] [--checkpoint-every N]] [--devices N] [--skip-nonfinite]
+           [--coordinator HOST:PORT --num-processes N --process-id I [--init-timeout S] [--heartbeat-timeout S]]
     jaxrnn export --checkpoint-dir DIR --out FILE.safetensors
 
 Also ``python -m jaxrnn``. ``make demo`` runs ``jaxrnn all --framework both --out runs/latest``.
+With ``--coordinator``, the process is one of N that train together (``jax.distributed``), started
+alike but for ``--process-id``; ``python -m jaxrnn.launch`` starts N such processes on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from .._figures import require_matplotlib
 from ..interop import _safetensors
-from ..training import CheckpointError, NonFiniteError, _checkpoint, _sharding
+from ..training import CheckpointError, DistributedError, NonFiniteError, _checkpoint, _distributed, _sharding
 from . import _common, _report, clipping, section5, section9, sentiment, shapes, sine, tagging
 
 # the lesson's exercises, then section 5 (gradient flow) and section 9 (RNN vs LSTM vs GRU), computed
@@ -90,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-nonfinite", action="store_true",
                         help="skip a step whose loss or gradients are NaN or infinite (default: stop with an error "
                         "naming the step, keeping the last checkpoint)")
+    multi = parser.add_argument_group(
+        "several processes", "train as one of N processes (jax.distributed), each started with the same arguments "
+        "but its own --process-id; --devices then counts the devices of all of them (default: all). Only process 0 "
+        "writes --out; --checkpoint-dir must be a directory every process reaches")
+    multi.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="address of process 0, where it starts the coordination service (e.g. 127.0.0.1:12355)")
+    multi.add_argument("--num-processes", type=_positive_int, default=None, metavar="N", help="the number of processes")
+    multi.add_argument("--process-id", type=_seed, default=None, metavar="I", help="this process's id, in [0, N)")
+    multi.add_argument("--init-timeout", type=_positive_int, default=300, metavar="S",
+                       help="seconds to wait for every process to join (default 300)")
+    multi.add_argument("--heartbeat-timeout", type=_positive_int, default=100, metavar="S",
+                       help="seconds after which a silent process counts as dead and the others stop with an error "
+                       "(default 100)")
     return parser
 
 
@@ -98,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cannot go on, at a checkpoint in the way or a non-finite loss, prints why and returns 1)."""
     try:
         return _main(argv)
-    except (CheckpointError, NonFiniteError) as err:
+    except (CheckpointError, DistributedError, NonFiniteError) as err:
         print(f"jaxrnn: error: {err}", file=sys.stderr)
         return 1
 
@@ -123,6 +142,38 @@ def _train_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
     return _common.TrainOptions(checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every or 1,
                                 resume=args.resume, devices=args.devices,
                                 nonfinite="skip" if args.skip_nonfinite else "stop")
+
+
+def _start_processes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
+    """Join the run of several processes that ``--coordinator`` names (before anything uses JAX),
+    and check that every process was started with the same arguments; False without it."""
+    given = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
+             "--process-id": args.process_id}
+    if all(value is None for value in given.values()):
+        return False
+    missing = [flag for flag, value in given.items() if value is None]
+    if missing:
+        parser.error(f"argument {missing[0]}: a run of several processes needs --coordinator, --num-processes and "
+                     "--process-id together")
+    if args.command == "export":
+        parser.error("argument --coordinator: export reads a checkpoint in one process")
+    if args.framework != "jax":
+        parser.error(f"argument --framework: the PyTorch reference trains in one process; --framework "
+                     f"{args.framework} cannot run with --coordinator")
+    try:
+        _distributed.parse_address(args.coordinator, owner="jaxrnn")
+    except ValueError as err:
+        parser.error(f"argument --coordinator: {str(err).split(': ', 1)[1]}")
+    if args.process_id >= args.num_processes:
+        parser.error(f"argument --process-id: must be in [0, {args.num_processes}) for --num-processes "
+                     f"{args.num_processes}, got {args.process_id}")
+    _distributed.initialize(args.coordinator, args.num_processes, args.process_id, init_timeout=args.init_timeout,
+                            heartbeat_timeout=args.heartbeat_timeout)
+    same = {k: v for k, v in vars(args).items() if k not in ("process_id", "out", "progress")}
+    if same["checkpoint_dir"] is not None:
+        same["checkpoint_dir"] = str(same["checkpoint_dir"].absolute())
+    _distributed.check_same(same, owner="jaxrnn")
+    return True
 
 
 def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -159,10 +210,21 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    several = _start_processes(parser, args)
     if args.command == "export":
         return _export(parser, args)
     if args.out is None:
         args.out = Path("runs/latest")
+    if several and not _distributed.is_primary():
+        # the same exercises (the same collectives) as process 0, writing nothing that is kept
+        with tempfile.TemporaryDirectory(prefix="jaxrnn-process-") as scratch, \
+                contextlib.redirect_stdout(io.StringIO()):
+            args.out, args.progress = Path(scratch), False
+            return _run(parser, args, argv)
+    return _run(parser, args, argv)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     frameworks = _common.check_framework(args.framework)
     options = _train_options(parser, args, frameworks)
     if "torch" in frameworks:

@@ -3,11 +3,14 @@
 One file per idea, data flowing one way: ``_loop`` (``train``, ``evaluate``, ``predict``) calls
 ``_step`` (the jitted step), which calls ``_inputs`` (how a pytree of inputs and the training or
 evaluation mode reach the model), ``_optim`` (Adam behind torch's clipping) and ``_losses``;
-``_checkpoint`` (orbax), ``_sharding`` (``jax.sharding``) and ``_progress`` (rich) serve the loop.
+``_checkpoint`` (orbax), ``_sharding`` (``jax.sharding``), ``_distributed`` (``jax.distributed``:
+runs of several processes) and ``_progress`` (rich) serve the loop.
 """
 
 from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import load_checkpoint as load_checkpoint
+from ._distributed import DistributedError as DistributedError
+from ._distributed import initialize as initialize_distributed
 from ._loop import History as History
 from ._loop import NonFiniteError as NonFiniteError
 from ._loop import TrainResult as TrainResult
@@ -24,6 +27,7 @@ from ._step import make_train_step as make_train_step
 
 __all__ = [
     "CheckpointError",
+    "DistributedError",
     "History",
     "NonFiniteError",
     "TrainResult",
@@ -32,6 +36,7 @@ __all__ = [
     "cross_entropy_loss",
     "evaluate",
     "global_norm",
+    "initialize_distributed",
     "load_checkpoint",
     "make_optimizer",
     "make_train_step",

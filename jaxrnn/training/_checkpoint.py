@@ -137,8 +137,8 @@ def _differences(stored: Any, current: Any, path: str = "") -> list[str]:
 
 
 def _abstract(tree):
-    """The restore target for ``tree``: its shapes and dtypes, on the default device."""
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    """The restore target for ``tree``: its shapes and dtypes, on this process's first device."""
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(tuple(a.shape), a.dtype, sharding=sharding), tree)
 
 

@@ -26,7 +26,7 @@ import optax
 
 from .. import data as _data
 from ..functional import _checks
-from . import _checkpoint, _inputs, _sharding
+from . import _checkpoint, _distributed, _inputs, _sharding
 from ._losses import LOSSES, METRICS, LossFn, resolve
 from ._progress import progress_bar
 from ._step import cached_train_step, jitted_apply
@@ -241,6 +241,13 @@ def train(
         divides draws the masks of a one-device run; a padded batch draws them for its padded
         shape, which may give its real examples other masks than a one-device run (jax.random
         draws by position in the array: a mask whose leading axis is the batch keeps them).
+        In a run of several processes (``jax.distributed``; see :func:`jaxrnn.initialize_distributed`),
+        ``devices`` counts the devices of all of them (default: all), a multiple of the process
+        count; every process calls ``train`` with the same arguments and data, each reads only its
+        own devices' slices of every batch, and all end with the same variables. Different
+        settings, data or starting variables between the processes are a DistributedError naming
+        them; only process 0 shows a progress bar, and ``checkpoint_dir`` must be a directory every
+        process reaches (orbax writes it together).
       nonfinite: what a NaN or infinite loss or gradient does: ``'stop'`` (default) raises
         :class:`NonFiniteError` at the end of that epoch, naming the step, with the variables from
         before it (the step and the ones after it in the epoch are not applied; no checkpoint is
@@ -258,6 +265,7 @@ def train(
 
     Raises:
       NonFiniteError: with ``nonfinite='stop'``, at a non-finite loss or gradient.
+      DistributedError: in a multi-process run, when the processes differ in settings or data.
       jaxrnn.CheckpointError: (a ValueError) when ``checkpoint_dir`` holds checkpoints
         and ``resume`` is False, or the checkpoint is for another run, ahead of ``epochs`` or unreadable.
 
@@ -295,7 +303,8 @@ def train(
         raise TypeError(f"{owner}: `resume` must be a bool, got {resume!r} ({type(resume).__name__})")
     if resume and checkpoint_dir is None:
         raise ValueError(f"{owner}: `resume=True` needs a `checkpoint_dir` to resume from, got None")
-    n_devices = 1 if devices is None else _sharding.check_devices(devices, owner)
+    processes = jax.process_count()
+    n_devices = 1 if devices is None and processes == 1 else _sharding.check_devices(devices, owner)
     _checks.one_of("nonfinite", nonfinite, ("stop", "skip"), owner)
     tx, step = cached_train_step(model, loss_fn, metric_fn, learning_rate, clip_norm, optimizer, nonfinite, n_devices,
                                  train_mode)
@@ -309,7 +318,8 @@ def train(
     rng = np.random.default_rng(seed)
     start_epoch, global_step = 0, 0
     checkpointer, last_checkpoint = None, None
-    if checkpoint_dir is not None:
+    run: dict[str, Any] = {}
+    if checkpoint_dir is not None or processes > 1:
         run = {
             "model": _checkpoint.describe_model(model),
             "variables": _checkpoint.describe_arrays(current),
@@ -324,6 +334,14 @@ def train(
         for key, value in (("train_kwargs", train_kwargs), ("eval_kwargs", eval_kwargs)):
             if value is not None:
                 run["training"][key] = dict(value)
+    if processes > 1:  # every process must train the same model on the same data, from the same start
+        _distributed.check_same({
+            "model": run["model"], "variables": _checkpoint.fingerprint(*jax.tree.leaves(current)), **run["training"],
+            "train_data": run["data"]["train"], "test_data": run["data"]["test"], "epochs": epochs,
+            "devices": n_devices, "nonfinite": nonfinite, "checkpoint_every": checkpoint_every, "resume": resume,
+            "checkpoint_dir": None if checkpoint_dir is None else os.path.abspath(checkpoint_dir),
+        }, owner)
+    if checkpoint_dir is not None:
         checkpointer = _checkpoint.Checkpointer(checkpoint_dir, run)
         latest = checkpointer.latest_epoch()
         if latest is not None and not resume:
@@ -352,7 +370,8 @@ def train(
         current, opt_state, not_halted, dropout_key = _sharding.replicate(
             (current, opt_state, np.asarray(False), dropout_key), mesh)
     steps_per_epoch = math.ceil(n / batch_size)
-    with progress_bar((epochs - start_epoch) * steps_per_epoch, desc, enabled=progress) as bar:
+    shown_here = progress and _distributed.is_primary()  # one bar for a multi-process run
+    with progress_bar((epochs - start_epoch) * steps_per_epoch, desc, enabled=shown_here) as bar:
         for epoch in range(start_epoch, epochs):
             stats: list[dict] = []
             sizes, halted = [], not_halted

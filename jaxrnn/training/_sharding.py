@@ -12,8 +12,10 @@ its last example and comes with a mask; the step averages the loss over the real
 so no example is dropped and the padding changes nothing.
 
 Arrays are assembled with ``jax.make_array_from_callback``, which asks each process only for the
-slices its own devices hold: with ``jax.distributed.initialize()`` the same code spans the hosts of
-a TPU slice or a GPU cluster, every process holding the same (seeded) data.
+slices its own devices hold: after ``jax.distributed.initialize()`` (``_distributed.initialize``)
+the same code spans several processes (on one machine, the hosts of a TPU slice or a GPU
+cluster), every process holding the same (seeded) data and reading only its own part of each
+batch. The mesh then takes the same number of devices from every process.
 """
 
 from __future__ import annotations
@@ -32,33 +34,52 @@ AXIS = "batch"
 
 def check_devices(devices, owner: str | None = "train") -> int:
     """``devices`` as an int in [1, len(jax.devices())], or a ValueError/TypeError that says what is
-    there (the message starts with ``owner: `` unless ``owner`` is None).
+    there (the message starts with ``owner: `` unless ``owner`` is None). With several processes,
+    ``devices`` counts the devices of all of them and must be a multiple of the process count
+    (each process gives ``devices / processes`` of its own); None means all of them.
 
     >>> check_devices(1)
     1
     """
     prefix = "" if owner is None else f"{owner}: "
+    available, processes = jax.devices(), jax.process_count()
+    if devices is None and processes > 1:
+        return len(available)
     if isinstance(devices, bool) or not isinstance(devices, (numbers.Integral, np.integer)):
         raise TypeError(f"{prefix}`devices` must be a positive int, got {devices!r} ({type(devices).__name__})")
-    devices, available = int(devices), jax.devices()
+    devices = int(devices)
     if not 1 <= devices <= len(available):
         hint = ""
         if available[0].platform == "cpu":
-            hint = (f"; on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count={devices} before jax "
+            count, each = -(-devices // processes), "" if processes == 1 else " in each process"
+            hint = (f"; on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count={count}{each} before jax "
                     "is imported to split it into that many devices")
+        where = "" if processes == 1 else f" in all {processes} processes"
         raise ValueError(f"{prefix}`devices` must be between 1 and the {len(available)} available "
-                         f"{available[0].platform} device(s), got {devices}{hint}")
+                         f"{available[0].platform} device(s){where}, got {devices}{hint}")
+    if devices % processes:
+        raise ValueError(f"{prefix}`devices` counts the devices of all {processes} processes and must be a multiple "
+                         f"of {processes} (each process gives the same number), got {devices}")
+    local = jax.local_device_count()
+    if devices // processes > local:
+        raise ValueError(f"{prefix}`devices` {devices} needs {devices // processes} devices in each of the "
+                         f"{processes} processes, but this one has {local}")
     return devices
 
 
 def make_mesh(devices: int, owner: str = "train") -> Mesh:
-    """A one-axis mesh (axis :data:`AXIS`) over the first ``devices`` of ``jax.devices()``.
+    """A one-axis mesh (axis :data:`AXIS`) over the first ``devices`` of ``jax.devices()``; with
+    several processes, over the first ``devices / processes`` devices of each.
 
     >>> make_mesh(1).shape
     OrderedDict([('batch', 1)])
     """
     devices = check_devices(devices, owner)
-    return Mesh(np.asarray(jax.devices()[:devices]), (AXIS,))
+    processes = jax.process_count()
+    if processes == 1:
+        return Mesh(np.asarray(jax.devices()[:devices]), (AXIS,))
+    own = {p: [d for d in jax.devices() if d.process_index == p] for p in range(processes)}
+    return Mesh(np.asarray([d for p in range(processes) for d in own[p][:devices // processes]]), (AXIS,))
 
 
 def _global_array(array, sharding: NamedSharding) -> jax.Array:
