@@ -5,10 +5,11 @@
            [--checkpoint-dir DIR [--resume] [--checkpoint-every N]] [--devices N] [--skip-nonfinite]
            [--coordinator HOST:PORT --num-processes N --process-id I [--init-timeout S] [--heartbeat-timeout S]]
     jaxrnn export --checkpoint-dir DIR --out FILE.safetensors
+    jaxrnn launch [-n N] [--local-devices K] COMMAND [ARGS...]
 
 Also ``python -m jaxrnn``. ``make demo`` runs ``jaxrnn all --framework both --out runs/latest``.
 With ``--coordinator``, the process is one of N that train together (``jax.distributed``), started
-alike but for ``--process-id``; ``python -m jaxrnn.launch`` starts N such processes on this machine.
+alike but for ``--process-id``; ``jaxrnn launch`` starts N such processes on this machine.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 from .._figures import require_matplotlib
 from ..interop import _safetensors
 from ..training import CheckpointError, DistributedError, NonFiniteError, _checkpoint, _distributed, _sharding
-from . import _common, _report, clipping, section5, section9, sentiment, shapes, sine, tagging
+from . import _common, _launch, _report, clipping, section5, section9, sentiment, shapes, sine, tagging
 
 # the lesson's exercises, then section 5 (gradient flow) and section 9 (RNN vs LSTM vs GRU), computed
 RUNNERS = {"shapes": shapes.shapes, "sine": sine.sine, "sentiment": sentiment.sentiment, "clipping": clipping.clipping,
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         "PyTorch reference (torchref), and write DIR/metrics.json, PNG figures and DIR/REPORT.md.",
         epilog="jaxrnn export --checkpoint-dir DIR --out FILE.safetensors writes the newest checkpoint of one "
         "training run (DIR/<run>, as written by --checkpoint-dir) as a PyTorch state dict in safetensors: "
-        "model.load_state_dict(safetensors.torch.load_file(FILE)).",
+        "model.load_state_dict(safetensors.torch.load_file(FILE)). jaxrnn launch -n N --local-devices K COMMAND ... "
+        "starts N processes of COMMAND on this machine's CPU that train together (see jaxrnn launch --help).",
     )
     parser.add_argument(
         "command",
@@ -115,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (argument errors exit with status 2; a run that
     cannot go on, at a checkpoint in the way or a non-finite loss, prints why and returns 1)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["launch"]:
+        return _launch.main(args[1:])
     try:
         return _main(argv)
     except (CheckpointError, DistributedError, NonFiniteError) as err:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
+import jax
+
 from ._common import ExerciseResult
 
 # the lesson's targets, checked in the report: (metric, comparison, threshold)
@@ -54,6 +56,13 @@ def _passes(value: float, op: str, threshold: float) -> bool:
     return value <= threshold if op == "<=" else value >= threshold
 
 
+def _processes() -> str:
+    """``'; trained by 2 processes with 4 devices in all (jax.distributed)'``, or nothing for one process."""
+    if jax.process_count() == 1:
+        return ""
+    return f"; trained by {jax.process_count()} processes with {jax.device_count()} devices in all (jax.distributed)"
+
+
 def write_report(
     path: Path,
     results: Sequence[ExerciseResult],
@@ -80,7 +89,7 @@ def write_report(
         f"Wall time: {wall_s:.1f} s in all ("
         + ", ".join(f"{r.name} {r.wall_s:.1f} s" for r in results)
         + f"), on {os.cpu_count()} CPU cores ({platform.machine()}, {platform.system()}, "
-        f"Python {platform.python_version()}; {_versions()}).",
+        f"Python {platform.python_version()}; {_versions()}){_processes()}.",
         "",
         "## Headline numbers",
         "",
