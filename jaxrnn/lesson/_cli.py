@@ -174,10 +174,11 @@ def _start_processes(parser: argparse.ArgumentParser, args: argparse.Namespace) 
                      f"{args.num_processes}, got {args.process_id}")
     _distributed.initialize(args.coordinator, args.num_processes, args.process_id, init_timeout=args.init_timeout,
                             heartbeat_timeout=args.heartbeat_timeout)
-    same = {k: v for k, v in vars(args).items() if k not in ("process_id", "out", "progress")}
-    if same["checkpoint_dir"] is not None:
-        same["checkpoint_dir"] = str(same["checkpoint_dir"].absolute())
-    _distributed.check_same(same, owner="jaxrnn")
+    same = {("command" if k == "command" else "--" + k.replace("_", "-")): v for k, v in vars(args).items()
+            if k not in ("process_id", "out", "progress")}
+    if same["--checkpoint-dir"] is not None:
+        same["--checkpoint-dir"] = str(same["--checkpoint-dir"].absolute())
+    _distributed.check_same(same, owner=None)
     return True
 
 

@@ -133,9 +133,10 @@ def _digest(value: Any) -> np.ndarray:
     return np.frombuffer(hashlib.sha256(text.encode()).digest()[:16], dtype=np.int32).copy()
 
 
-def check_same(settings: Mapping[str, Any], owner: str) -> None:
+def check_same(settings: Mapping[str, Any], owner: str | None) -> None:
     """Raise a :class:`DistributedError` naming every entry of ``settings`` (JSON data, compared
-    by a hash) whose value is not the same in every process; nothing to do in a single process."""
+    by a hash) whose value is not the same in every process; nothing to do in a single process.
+    The message starts with ``owner: `` unless ``owner`` is None."""
     if jax.process_count() == 1:
         return
     from jax.experimental import multihost_utils
@@ -151,5 +152,6 @@ def check_same(settings: Mapping[str, Any], owner: str) -> None:
         parts = [f"`{name}` (process(es) {', '.join(map(str, procs))} differ from process 0; this process, "
                  f"{me}, has {json.dumps(settings[name], sort_keys=True, default=repr)[:200]})"
                  for name, procs in differ]
-        raise DistributedError(f"{owner}: the {len(every)} processes must run with the same settings and data, but "
+        prefix = "" if owner is None else f"{owner}: "
+        raise DistributedError(f"{prefix}the {len(every)} processes must run with the same settings and data, but "
                                "they differ in " + "; ".join(parts))

@@ -59,8 +59,9 @@ def test_processes_started_with_different_seeds_stop_naming_the_seed(tmp_path):
     for pid, proc in enumerate(procs):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 1, err[-3000:]
-        assert ("jaxrnn: error: jaxrnn: the 2 processes must run with the same settings and data, but they differ in "
-                f"`seed` (process(es) 1 differ from process 0; this process, {pid}, has {pid})") in err, err[-3000:]
+        assert ("jaxrnn: error: the 2 processes must run with the same settings and data, but they differ in "
+                f"`--seed` (process(es) 1 differ from process 0; this process, {pid}, has {pid})") in err, err[-3000:]
+        assert "`--epochs`" not in err and "`command`" not in err
     assert not (tmp_path / "out").exists()
 
 

@@ -4,8 +4,9 @@
 
 SPEC holds: ``process_id``, ``num_processes`` (1: no jax.distributed), ``port``, ``task`` ('mse':
 SinPredictor on sine data; 'tokens': RNNSeq2Seq with cross-entropy over (batch, seq) tokens),
-``epochs``, ``seed``, ``checkpoint_dir``, ``resume``, ``init_timeout``, ``heartbeat_timeout`` and
-``out``, where the process writes its history and final parameters (``out``.<process_id>.npz).
+``epochs``, ``seed``, ``init_seed`` (of the starting weights, default 0), ``checkpoint_dir``,
+``resume``, ``init_timeout``, ``heartbeat_timeout`` and ``out``, where the process writes its
+history and final parameters (``out``.<process_id>.npz).
 The devices come from XLA_FLAGS, set by the test. Every process trains on 4 devices in all.
 """
 
@@ -33,7 +34,7 @@ def main() -> None:
         inputs = jaxrnn.data.one_hot(tokens, 10)
         x, y, test = inputs[:18], labels[:18], (inputs[18:], labels[18:])
         model, kw = jaxrnn.models.RNNSeq2Seq(10, 16, 3), dict(loss="cross_entropy", metric="accuracy")
-    variables = model.init(jax.random.key(0), x[:1])
+    variables = model.init(jax.random.key(spec.get("init_seed", 0)), x[:1])
     result = jaxrnn.train(model, variables, (x, y), test_data=test, epochs=spec["epochs"], batch_size=6,
                           learning_rate=0.01, clip_norm=1.0, seed=spec["seed"], devices=4, progress=False,
                           checkpoint_dir=spec["checkpoint_dir"], resume=spec["resume"], **kw)

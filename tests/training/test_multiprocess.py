@@ -95,11 +95,12 @@ def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path, task):
 
 def test_two_processes_resume_from_their_checkpoint_as_four_straight_epochs(tmp_path):
     """A 2-process run checkpointed after 2 epochs (in one directory both reach) and resumed to 4
-    equals a 2-process run of 4 epochs, bit for bit, and a 1-process run of 4 at 1e-5."""
+    equals a 2-process run of 4 epochs, bit for bit, in both processes. The resumed run is given
+    other starting weights, which only a run that ignored its checkpoint would train from."""
     ckpt = tmp_path / "ckpt"
     straight = start(tmp_path, "straight", 2, epochs=4)
     run(tmp_path, "first", 2, epochs=2, checkpoint_dir=ckpt)
-    resumed = run(tmp_path, "resumed", 2, epochs=4, checkpoint_dir=ckpt, resume=True)
+    resumed = run(tmp_path, "resumed", 2, epochs=4, checkpoint_dir=ckpt, resume=True, init_seed=1)
     for status, err in finish(straight):
         assert status == 0, err[-3000:]
     want = dict(np.load(tmp_path / "straight.0.npz"))
@@ -107,7 +108,6 @@ def test_two_processes_resume_from_their_checkpoint_as_four_straight_epochs(tmp_
         for key in want:
             np.testing.assert_array_equal(got[key], want[key], err_msg=key)
     assert sorted(p.name for p in ckpt.iterdir() if p.name.isdigit()) == ["3", "4"]
-    assert_same_run(want, run(tmp_path, "one", 1, epochs=4)[0], rtol=1e-5)
 
 
 SURVIVOR_SAYS = {1: "The following tasks are unhealthy (stopped sending heartbeats):\n1\n",
@@ -119,7 +119,8 @@ def test_a_killed_peer_ends_the_survivor_within_the_heartbeat_timeout(tmp_path, 
     """One process is killed (SIGKILL) after the first checkpoint, the other (process 0 hosts the
     coordinator) stops with jax.distributed's error naming the dead peer or the lost coordinator,
     not a hang, within the heartbeat timeout (5 s here) and some slack; the last complete
-    checkpoint stays readable and a restart with resume continues from it."""
+    checkpoint stays readable and a restart with resume continues from it (the restart is given
+    other starting weights, so a restart from scratch would not reproduce the epochs before)."""
     ckpt = tmp_path / "ckpt"
     procs = start(tmp_path, "killed", 2, epochs=10_000, checkpoint_dir=ckpt, heartbeat_timeout=5)
     deadline = time.monotonic() + 90
@@ -138,7 +139,7 @@ def test_a_killed_peer_ends_the_survivor_within_the_heartbeat_timeout(tmp_path, 
     variables, meta = jaxrnn.load_checkpoint(ckpt)
     epoch = meta["epoch"]
     assert epoch >= 1 and len(meta["history"]["loss"]) == epoch
-    resumed = run(tmp_path, "resumed", 2, epochs=epoch + 1, checkpoint_dir=ckpt, resume=True)
+    resumed = run(tmp_path, "resumed", 2, epochs=epoch + 1, checkpoint_dir=ckpt, resume=True, init_seed=1)
     np.testing.assert_array_equal(resumed[0]["history.loss"][:epoch], meta["history"]["loss"])
     assert len(resumed[0]["history.loss"]) == epoch + 1
 
