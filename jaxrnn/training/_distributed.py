@@ -9,11 +9,10 @@ slices of a batch, and XLA all-reduces the gradients (gloo collectives on the CP
 the interconnect on TPUs). Nothing here communicates by hand; :func:`check_same` compares the
 processes' settings with ``multihost_utils.process_allgather``.
 
-Faults end a run, never hang it: the processes that are not all joined within ``init_timeout``
-exit with a DistributedError message (:func:`initialize`), and a process that dies (stops sending heartbeats for
-``heartbeat_timeout`` seconds) makes JAX's distributed service terminate the others with
-"Terminating process because the JAX distributed service detected fatal errors", so a run never
-hangs silently.
+Faults end a run, never hang it: processes that are not all joined within ``init_timeout`` exit
+with a DistributedError message (:func:`initialize`), and a process that dies (stops sending
+heartbeats for ``heartbeat_timeout`` seconds) makes JAX's distributed service terminate the
+others with "Terminating process because the JAX distributed service detected fatal errors".
 """
 
 from __future__ import annotations

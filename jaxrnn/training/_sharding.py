@@ -44,7 +44,7 @@ def check_devices(devices, owner: str | None = "train") -> int:
     prefix = "" if owner is None else f"{owner}: "
     available, processes = jax.devices(), jax.process_count()
     if devices is None and processes > 1:
-        return len(available)
+        devices = len(available)
     if isinstance(devices, bool) or not isinstance(devices, (numbers.Integral, np.integer)):
         raise TypeError(f"{prefix}`devices` must be a positive int, got {devices!r} ({type(devices).__name__})")
     devices = int(devices)

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -163,3 +164,23 @@ def test_a_peer_that_never_joins_is_a_named_error_within_the_timeout(tmp_path):
         assert (f"jaxrnn: error: DistributedError: process {pid} of 2 could not start with the coordinator at "
                 "127.0.0.1:") in err, err[-3000:]
         assert "within 3 s: the other processes did not all join" in err
+
+
+@pytest.mark.parametrize("args, kwargs, error, message", [
+    (("localhost", 2, 0), {}, ValueError,
+     "initialize: `coordinator` must be 'HOST:PORT' with a port in [1, 65535], got 'localhost'"),
+    (("h:99999", 2, 0), {}, ValueError, "got 'h:99999'"),
+    ((12355, 2, 0), {}, TypeError, "initialize: `coordinator` must be a 'HOST:PORT' string, got int"),
+    (("h:1", 0, 0), {}, ValueError, "initialize: `num_processes` must be a positive int, got 0"),
+    (("h:1", 2, 2), {}, ValueError, "initialize: `process_id` must be in [0, 2) for 2 processes, got 2"),
+    (("h:1", 2, "0"), {}, TypeError, "initialize: `process_id` must be an int, got '0' (str)"),
+    (("h:1", 2, 0), {"init_timeout": 0}, ValueError, "initialize: `init_timeout` must be a positive int, got 0"),
+    (("h:1", 2, 0), {"heartbeat_timeout": 1.5}, TypeError,
+     "initialize: `heartbeat_timeout` must be a positive int, got 1.5 (float)"),
+])
+def test_initialize_names_a_bad_argument_before_starting(args, kwargs, error, message):
+    """Refused before jax.distributed starts: this process stays a single one."""
+    with pytest.raises(error) as caught:
+        jaxrnn.initialize_distributed(*args, **kwargs)
+    assert message in str(caught.value)
+    assert jax.process_count() == 1
