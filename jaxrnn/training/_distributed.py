@@ -29,6 +29,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from ..functional import _checks
+
 __all__ = ["DistributedError", "check_same", "initialize", "is_primary", "parse_address"]
 
 
@@ -53,14 +55,6 @@ def parse_address(address: str, owner: str = "initialize") -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(f"{owner}: `coordinator` must be 'HOST:PORT' with a port in [1, 65535], got {address!r}")
     return host, int(port)
-
-
-def _positive(name: str, value, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{owner}: `{name}` must be a positive int, got {value!r} ({type(value).__name__})")
-    if value <= 0:
-        raise ValueError(f"{owner}: `{name}` must be a positive int, got {value}")
-    return int(value)
 
 
 def initialize(coordinator: str, num_processes: int, process_id: int, *, init_timeout: int = 300,
@@ -88,14 +82,14 @@ def initialize(coordinator: str, num_processes: int, process_id: int, *, init_ti
     """
     owner = "initialize"
     parse_address(coordinator, owner)
-    num_processes = _positive("num_processes", num_processes, owner)
+    num_processes = _checks.positive_int("num_processes", num_processes, owner)
     if isinstance(process_id, bool) or not isinstance(process_id, (numbers.Integral, np.integer)):
         raise TypeError(f"{owner}: `process_id` must be an int, got {process_id!r} ({type(process_id).__name__})")
     if not 0 <= process_id < num_processes:
         raise ValueError(f"{owner}: `process_id` must be in [0, {num_processes}) for {num_processes} processes, "
                          f"got {process_id}")
-    init_timeout = _positive("init_timeout", init_timeout, owner)
-    heartbeat_timeout = _positive("heartbeat_timeout", heartbeat_timeout, owner)
+    init_timeout = _checks.positive_int("init_timeout", init_timeout, owner)
+    heartbeat_timeout = _checks.positive_int("heartbeat_timeout", heartbeat_timeout, owner)
     what = (f"process {process_id} of {num_processes} could not start with the coordinator at {coordinator} within "
             f"{init_timeout} s")
     hint = ("Start every process with the same coordinator and process count, each with its own process id, within "
