@@ -7,9 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo bench bench-quick lint clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The package builds its native kernel (setup.py) with the venv's jaxlib headers and OpenBLAS,
+# installed first and pinned, so the build needs no isolated environment of its own.
+$(STAMP): pyproject.toml constraints.txt setup.py jaxrnn/native/lstm.cc
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[torch,test,plots,safetensors]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt setuptools jaxlib scipy-openblas32
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt --no-build-isolation \
+		-e '.[torch,test,plots,safetensors]'
 	touch $(STAMP)
 
 lint: $(STAMP)

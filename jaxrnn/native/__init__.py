@@ -1,0 +1,15 @@
+"""jaxrnn's native CPU kernel: the LSTM's time loop in C++, forward and backward, through XLA's FFI.
+
+The engine (``jaxrnn.functional``'s ``impl='fused'``, the default) runs it for a float32 LSTM on
+the CPU when it was built at install, and its XLA loop otherwise; ``impl='native'`` insists on
+it, ``impl='xla'`` never uses it. :func:`status` says whether it is loaded and why not;
+``jaxrnn.functional.time_loop`` says which loop a layer will run.
+
+Threads: a call uses up to ``JAXRNN_NUM_THREADS`` threads, else ``OMP_NUM_THREADS``, else the
+cores of the process's affinity mask (``taskset``); calls running at once share that many.
+"""
+
+from ._library import NativeStatus as NativeStatus
+from ._library import status as status
+
+__all__ = ["NativeStatus", "status"]

@@ -1,0 +1,528 @@
+// jaxrnn's native CPU time loop for the LSTM, registered with XLA through its FFI.
+//
+// One direction of one layer, on the projected input xp = W_ih x (an XLA GEMM before the call):
+//
+//   a(t) = xp(t) + b + h(t-1) W_hh^T          (N, 4H), gates in torch's order i, f, g, o
+//   i, f, o = sigmoid(a_i, a_f, a_o); g = tanh(a_g)
+//   c(t) = f c(t-1) + i g;  h(t) = o tanh(c(t))
+//
+// With lengths, torch's packed semantics: row n is updated only at steps t < len[n] (a reverse
+// walk runs t = T-1 .. 0, so it starts at len[n]-1 from h0); elsewhere its state is kept and
+// its output is zero. The backward pass walks the same steps the other way:
+//
+//   dh = dh(t) + dy(t);  tau = tanh(c(t));  dc = dc(t) + dh o (1 - tau^2)
+//   da_i = dc g i (1-i);  da_f = dc c(t-1) f (1-f);  da_g = dc i (1-g^2);  da_o = dh tau o (1-o)
+//   dc(t-1) = dc f;  dh(t-1) = da W_hh
+//
+// and returns da (the gradient of xp; b's is its sum) with dh0, dc0 and
+// dW_hh = sum_t da(t)^T h(t-1), one GEMM over all steps after the loop.
+//
+// Threads: a team of P threads (OpenMP) splits the hidden units; thread k owns units
+// [j0, j1) of all four gates, so the step's elementwise work needs no other thread's gates.
+// Each step is one single-threaded OpenBLAS GEMM per thread on its column block of a
+// permuted W_hh^T, the fused elementwise loop, and one barrier. h (and da in the backward
+// pass) is double-buffered, so that one barrier per step suffices.
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cblas.h"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// ------------------------------------------------------------------ vector maths (AVX2 + FMA)
+
+// exp(x), Cephes' single-precision polynomial (about 1 ulp); NaN stays NaN.
+inline __m256 exp8(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-88.3762626647949f);
+  x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // x second: max/min return it when it is NaN
+  __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f));
+  fx = _mm256_floor_ps(fx);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+// Asks for [p, p + n) in the cache ahead of its use: the next step's rows of a batch-first
+// sequence lie a whole sequence apart, which the hardware prefetchers do not foresee.
+inline void prefetch(const float* p, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+}
+
+inline __m256 sigmoid8(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+// tanh(x): Cephes' odd polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) with x's sign above.
+inline __m256 tanh8(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+  __m256 ax = _mm256_andnot_ps(sign, x);
+  __m256 z = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(-5.70498872745E-3f);
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954E-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531E-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036E-1f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422E-1f));
+  __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
+  __m256 e = exp8(_mm256_add_ps(ax, ax));
+  __m256 large = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+  large = _mm256_or_ps(large, _mm256_and_ps(sign, x));
+  __m256 is_small = _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ);
+  return _mm256_blendv_ps(large, small, is_small);  // NaN: not small, and large is NaN
+}
+
+// The lanes of an 8-wide step that lie before the end of a row (all 8 but at its tail): masked
+// loads read nothing beyond it and masked stores write nothing there.
+struct Lanes {
+  bool full;
+  __m256i mask;
+  explicit Lanes(int64_t left)
+      : full(left >= 8),
+        mask(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(left, 8))),
+                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))) {}
+  __m256 load(const float* p) const { return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask); }
+  void store(float* p, __m256 v) const {
+    if (full)
+      _mm256_storeu_ps(p, v);
+    else
+      _mm256_maskstore_ps(p, mask, v);
+  }
+};
+
+// ------------------------------------------------------------------ threads
+
+// Threads a call may use: JAXRNN_NUM_THREADS, else OpenMP's count (OMP_NUM_THREADS, else the
+// cores in the process's affinity mask, as taskset sets it). Calls that run at once (several
+// XLA devices) share that many between them, so the process never runs more.
+int thread_limit() {
+  static const int limit = [] {
+    const char* env = std::getenv("JAXRNN_NUM_THREADS");
+    int n = env ? std::atoi(env) : 0;
+    return n > 0 ? n : std::max(1, omp_get_max_threads());
+  }();
+  return limit;
+}
+
+std::atomic<int> threads_in_use{0};
+
+// OpenBLAS on one thread for every GEMM of a team (its threads are the team's own), set once.
+void blas_single_threaded() {
+  static const bool once = [] {
+    scipy_openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
+
+struct Threads {  // a share of thread_limit() for one call, given back when the call ends
+  int count = 1;
+  explicit Threads(int wanted) {
+    int free = thread_limit() - threads_in_use.load();
+    count = std::max(1, std::min(wanted, free));
+    threads_in_use += count;
+  }
+  ~Threads() { threads_in_use -= count; }
+};
+
+// Threads worth using: each needs a block of at least 8 hidden units, and a step small enough
+// that a barrier costs more than it saves runs on one thread.
+int wanted_threads(int64_t n, int64_t h) {
+  int64_t flops = 8 * n * h * h;
+  int by_units = static_cast<int>(std::max<int64_t>(1, h / 8));
+  if (flops < (1 << 17)) return 1;
+  return std::min(thread_limit(), by_units);
+}
+
+struct Split {  // thread k's hidden units [j0(k), j1(k)): blocks of 8 but for the last
+  int64_t h, chunk;
+  Split(int64_t h, int p) : h(h), chunk(((h + p - 1) / p + 7) / 8 * 8) {}
+  int64_t j0(int k) const { return std::min(h, k * chunk); }
+  int64_t j1(int k) const { return std::min(h, (k + 1) * chunk); }
+};
+
+// ------------------------------------------------------------------ checks
+
+struct Dims {
+  int64_t t, n, h;
+};
+
+ffi::Error shape_error(const char* what, const std::string& expected, ffi::Span<const int64_t> got) {
+  std::string s = "jaxrnn native LSTM: ";
+  s += what;
+  s += " must be " + expected + ", got (";
+  for (size_t i = 0; i < got.size(); ++i) s += (i ? ", " : "") + std::to_string(got[i]);
+  s += ")";
+  return ffi::Error::InvalidArgument(s);
+}
+
+std::string shape_str(const std::vector<int64_t>& dims) {
+  std::string s = "(";
+  size_t i = 0;
+  for (int64_t d : dims) s += (i++ ? ", " : "") + std::to_string(d);
+  return s + ")";
+}
+
+ffi::Error expect(const char* what, ffi::Span<const int64_t> got, const std::vector<int64_t>& want) {
+  if (got.size() != want.size() || !std::equal(want.begin(), want.end(), got.begin()))
+    return shape_error(what, shape_str(want), got);
+  return ffi::Error::Success();
+}
+
+// The sequence dims from xp: (T, N, 4H), or (N, T, 4H) when batch first.
+ffi::Error sequence_dims(ffi::Span<const int64_t> xp, bool batch_first, Dims* d) {
+  if (xp.size() != 3 || xp[2] % 4 != 0 || xp[2] == 0)
+    return shape_error("xp", batch_first ? "(batch, time, 4 * hidden)" : "(time, batch, 4 * hidden)", xp);
+  *d = batch_first ? Dims{xp[1], xp[0], xp[2] / 4} : Dims{xp[0], xp[1], xp[2] / 4};
+  return ffi::Error::Success();
+}
+
+#define JAXRNN_CHECK(expr)              \
+  do {                                  \
+    ffi::Error error_ = (expr);         \
+    if (error_.failure()) return error_; \
+  } while (0)
+
+ffi::Error check_lengths(const int32_t* lengths, const Dims& d) {
+  for (int64_t n = 0; n < d.n; ++n)
+    if (lengths[n] < 0 || lengths[n] > d.t)
+      return ffi::Error::InvalidArgument("jaxrnn native LSTM: lengths must lie in [0, " + std::to_string(d.t) +
+                                         "], got " + std::to_string(lengths[n]) + " at batch row " +
+                                         std::to_string(n));
+  return ffi::Error::Success();
+}
+
+// ------------------------------------------------------------------ the loops
+
+struct Layout {  // where step t of batch row n starts in a (T, N, F) or (N, T, F) array
+  Dims d;
+  bool batch_first;
+  int64_t row(int64_t t, int64_t n) const { return batch_first ? n * d.t + t : t * d.n + n; }
+};
+
+// W_hh (4H, H) as the forward GEMM's B (H, 4H) and the backward GEMM's B (4H, H), both with the
+// gate rows permuted so that thread k's units of all four gates are one block of columns (rows)
+// starting at 4 j0(k): position 4 j0 + g w + (j - j0) holds gate g of unit j (w = j1 - j0).
+void permute_weights(const float* w_hh, const Dims& d, const Split& split, int p, std::vector<float>* fwd,
+                     std::vector<float>* bwd) {
+  const int64_t h = d.h;
+  if (fwd) fwd->assign(h * 4 * h, 0.f);
+  if (bwd) bwd->assign(4 * h * h, 0.f);
+  for (int k = 0; k < p; ++k) {
+    int64_t j0 = split.j0(k), w = split.j1(k) - j0;
+    for (int g = 0; g < 4; ++g)
+      for (int64_t j = j0; j < j0 + w; ++j) {
+        int64_t src = g * h + j, dst = 4 * j0 + g * w + (j - j0);
+        if (bwd) std::memcpy(bwd->data() + dst * h, w_hh + src * h, h * sizeof(float));
+        if (fwd)
+          for (int64_t q = 0; q < h; ++q) (*fwd)[q * 4 * h + dst] = w_hh[src * h + q];
+      }
+  }
+}
+
+struct Forward {
+  const float *xp, *w_hh, *bias, *h0, *c0;
+  const int32_t* lengths;
+  float *ys, *h_n, *c_n, *gates, *cs;  // gates and cs null without saving
+  Layout at;
+  bool reverse;
+};
+
+void lstm_forward(const Forward& a) {
+  const Dims d = a.at.d;
+  const int64_t h = d.h, g4 = 4 * h;
+  blas_single_threaded();
+  Threads team(wanted_threads(d.n, h));
+  const int p = team.count;
+  Split split(h, p);
+  std::vector<float> wf;
+  permute_weights(a.w_hh, d, split, p, &wf, nullptr);
+  std::vector<float> hbuf(2 * d.n * h), pre(d.n * g4);
+  std::memcpy(hbuf.data(), a.h0, d.n * h * sizeof(float));
+  std::memcpy(a.c_n, a.c0, d.n * h * sizeof(float));
+  float* c = a.c_n;
+
+#pragma omp parallel num_threads(p)
+  {
+    const int k = omp_get_thread_num();
+    const int64_t j0 = split.j0(k), j1 = split.j1(k), w = j1 - j0;
+    for (int64_t s = 0; s < d.t; ++s) {
+      const int64_t t = a.reverse ? d.t - 1 - s : s;
+      const float* hp = hbuf.data() + (s % 2) * d.n * h;
+      float* hn = hbuf.data() + ((s + 1) % 2) * d.n * h;
+      if (w > 0) {
+        float* blk = pre.data() + 4 * j0;
+        scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d.n, 4 * w, h, 1.0f, hp, h,
+                          wf.data() + 4 * j0, g4, 0.0f, blk, g4);
+        for (int64_t n = 0; n < d.n; ++n) {
+          const int64_t r = a.at.row(t, n);
+          float* y = a.ys + r * h;
+          if (t >= a.lengths[n]) {  // a padded step: the state stays, the output is zero
+            for (int64_t j = j0; j < j1; ++j) {
+              hn[n * h + j] = hp[n * h + j];
+              y[j] = 0.f;
+              if (a.cs) a.cs[r * h + j] = 0.f;
+            }
+            if (a.gates)
+              for (int g = 0; g < 4; ++g) std::memset(a.gates + r * g4 + g * h + j0, 0, w * sizeof(float));
+            continue;
+          }
+          const float* x = a.xp + r * g4;
+          if (s + 1 < d.t)
+            for (int g = 0; g < 4; ++g) prefetch(a.xp + a.at.row(a.reverse ? t - 1 : t + 1, n) * g4 + g * h + j0, w);
+          const float* m = blk + n * g4;
+          float* cn = c + n * h;
+          float* act = a.gates ? a.gates + r * g4 : nullptr;
+          for (int64_t j = j0; j < j1; j += 8) {
+            const int64_t q = j - j0;
+            const Lanes l(j1 - j);
+            __m256 pa[4];
+            for (int g = 0; g < 4; ++g)
+              pa[g] = _mm256_add_ps(_mm256_add_ps(l.load(x + g * h + j), l.load(a.bias + g * h + j)),
+                                    l.load(m + g * w + q));
+            __m256 i = sigmoid8(pa[0]), f = sigmoid8(pa[1]), gg = tanh8(pa[2]), o = sigmoid8(pa[3]);
+            __m256 cv = _mm256_add_ps(_mm256_mul_ps(f, l.load(cn + j)), _mm256_mul_ps(i, gg));
+            __m256 hv = _mm256_mul_ps(o, tanh8(cv));
+            l.store(cn + j, cv);
+            l.store(hn + n * h + j, hv);
+            l.store(y + j, hv);
+            if (act) {
+              l.store(act + j, i);
+              l.store(act + h + j, f);
+              l.store(act + 2 * h + j, gg);
+              l.store(act + 3 * h + j, o);
+              l.store(a.cs + r * h + j, cv);
+            }
+          }
+        }
+      }
+#pragma omp barrier
+    }
+  }
+  std::memcpy(a.h_n, hbuf.data() + (d.t % 2) * d.n * h, d.n * h * sizeof(float));
+}
+
+struct Backward {
+  const float *w_hh, *h0, *c0, *ys, *gates, *cs, *dys, *dh_n, *dc_n;
+  const int32_t* lengths;
+  float *da, *dw_hh, *dh0, *dc0;
+  Layout at;
+  bool reverse;
+};
+
+void lstm_backward(const Backward& a) {
+  const Dims d = a.at.d;
+  const int64_t h = d.h, g4 = 4 * h;
+  blas_single_threaded();
+  Threads team(wanted_threads(d.n, h));
+  const int p = team.count;
+  Split split(h, p);
+  std::vector<float> wb;
+  permute_weights(a.w_hh, d, split, p, nullptr, &wb);
+  std::vector<float> dbuf(2 * d.n * g4), dtmp(d.n * h), hprev(d.t * d.n * h);
+  float* dh = a.dh0;
+  float* dc = a.dc0;
+  std::memcpy(dh, a.dh_n, d.n * h * sizeof(float));
+  std::memcpy(dc, a.dc_n, d.n * h * sizeof(float));
+
+#pragma omp parallel num_threads(p)
+  {
+    const int k = omp_get_thread_num();
+    const int64_t j0 = split.j0(k), j1 = split.j1(k), w = j1 - j0;
+    for (int64_t s = 0; s < d.t; ++s) {
+      const int64_t t = a.reverse ? s : d.t - 1 - s;  // the forward walk, backwards
+      float* dblk = dbuf.data() + (s % 2) * d.n * g4;
+      for (int64_t n = 0; n < d.n && w > 0; ++n) {
+        const int64_t r = a.at.row(t, n);
+        float* out = a.da + r * g4;
+        float* dd = dblk + n * g4 + 4 * j0;
+        if (t >= a.lengths[n]) {  // a padded step: the carry's gradient passes through
+          for (int g = 0; g < 4; ++g) {
+            std::memset(out + g * h + j0, 0, w * sizeof(float));
+            std::memset(dd + g * w, 0, w * sizeof(float));
+          }
+          std::memset(hprev.data() + r * h + j0, 0, w * sizeof(float));
+          continue;
+        }
+        const bool first = a.reverse ? t + 1 >= a.lengths[n] : t == 0;  // the walk's first step
+        const int64_t before = first ? -1 : a.at.row(a.reverse ? t + 1 : t - 1, n);
+        const float* cprev = first ? a.c0 + n * h : a.cs + before * h;
+        std::memcpy(hprev.data() + r * h + j0, first ? a.h0 + n * h + j0 : a.ys + before * h + j0, w * sizeof(float));
+        const float* act = a.gates + r * g4;
+        const float* cv = a.cs + r * h;
+        const float* dy = a.dys + r * h;
+        if (!first) {  // the next step of this walk backwards is the one before
+          for (int g = 0; g < 4; ++g) prefetch(a.gates + before * g4 + g * h + j0, w);
+          prefetch(a.cs + before * h + j0, w);
+          prefetch(a.dys + before * h + j0, w);
+        }
+        const __m256 one = _mm256_set1_ps(1.0f);
+        for (int64_t j = j0; j < j1; j += 8) {
+          const int64_t q = j - j0;
+          const Lanes l(j1 - j);
+          __m256 i = l.load(act + j), f = l.load(act + h + j);
+          __m256 gg = l.load(act + 2 * h + j), o = l.load(act + 3 * h + j);
+          __m256 tau = tanh8(l.load(cv + j));
+          __m256 dhv = _mm256_add_ps(l.load(dh + n * h + j), l.load(dy + j));
+          __m256 dcv = _mm256_add_ps(l.load(dc + n * h + j),
+                                     _mm256_mul_ps(_mm256_mul_ps(dhv, o), _mm256_sub_ps(one, _mm256_mul_ps(tau, tau))));
+          __m256 di = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dcv, gg), i), _mm256_sub_ps(one, i));
+          __m256 df = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dcv, l.load(cprev + j)), f), _mm256_sub_ps(one, f));
+          __m256 dg = _mm256_mul_ps(_mm256_mul_ps(dcv, i), _mm256_sub_ps(one, _mm256_mul_ps(gg, gg)));
+          __m256 dov = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dhv, tau), o), _mm256_sub_ps(one, o));
+          l.store(dc + n * h + j, _mm256_mul_ps(dcv, f));
+          __m256 all[4] = {di, df, dg, dov};
+          for (int g = 0; g < 4; ++g) {
+            l.store(out + g * h + j, all[g]);
+            l.store(dd + g * w + q, all[g]);
+          }
+        }
+      }
+#pragma omp barrier
+      if (w > 0) {  // dh(t-1) = da W_hh for this thread's units, kept where the step was padded
+        scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d.n, w, g4, 1.0f, dblk, g4, wb.data() + j0, h,
+                          0.0f, dtmp.data() + j0, h);
+        for (int64_t n = 0; n < d.n; ++n)
+          if (t < a.lengths[n]) std::memcpy(dh + n * h + j0, dtmp.data() + n * h + j0, w * sizeof(float));
+      }
+    }
+    // dW_hh = sum over steps and rows of da^T h(t-1): one GEMM, its 4H rows split between threads
+#pragma omp barrier
+    const int64_t rows = (g4 + p - 1) / p, r0 = std::min(g4, k * rows), r1 = std::min(g4, r0 + rows);
+    if (r1 > r0)
+      scipy_cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1 - r0, h, d.t * d.n, 1.0f, a.da + r0, g4,
+                        hprev.data(), h, 0.0f, a.dw_hh + r0 * h, h);
+  }
+}
+
+// ------------------------------------------------------------------ FFI handlers
+
+using F32 = ffi::Buffer<ffi::F32>;
+using S32 = ffi::Buffer<ffi::S32>;
+using F32Out = ffi::ResultBuffer<ffi::F32>;
+
+ffi::Error forward_impl(F32 xp, F32 w_hh, F32 bias, F32 h0, F32 c0, S32 lengths, F32Out ys, F32Out h_n, F32Out c_n,
+                        F32Out gates, F32Out cs, int64_t batch_first, int64_t reverse, int64_t save) {
+  Dims d;
+  JAXRNN_CHECK(sequence_dims(xp.dimensions(), batch_first, &d));
+  const int64_t g4 = 4 * d.h;
+  auto seq = [&](int64_t f) { return batch_first ? std::vector<int64_t>{d.n, d.t, f} : std::vector<int64_t>{d.t, d.n, f}; };
+  JAXRNN_CHECK(expect("weight_hh", w_hh.dimensions(), {g4, d.h}));
+  JAXRNN_CHECK(expect("bias", bias.dimensions(), {g4}));
+  JAXRNN_CHECK(expect("h0", h0.dimensions(), {d.n, d.h}));
+  JAXRNN_CHECK(expect("c0", c0.dimensions(), {d.n, d.h}));
+  JAXRNN_CHECK(expect("lengths", lengths.dimensions(), {d.n}));
+  JAXRNN_CHECK(expect("ys", ys->dimensions(), seq(d.h)));
+  JAXRNN_CHECK(expect("h_n", h_n->dimensions(), {d.n, d.h}));
+  JAXRNN_CHECK(expect("c_n", c_n->dimensions(), {d.n, d.h}));
+  if (save) {
+    JAXRNN_CHECK(expect("gates", gates->dimensions(), seq(g4)));
+    JAXRNN_CHECK(expect("cs", cs->dimensions(), seq(d.h)));
+  }
+  JAXRNN_CHECK(check_lengths(lengths.typed_data(), d));
+  Forward a{xp.typed_data(), w_hh.typed_data(), bias.typed_data(), h0.typed_data(), c0.typed_data(),
+            lengths.typed_data(), ys->typed_data(), h_n->typed_data(), c_n->typed_data(),
+            save ? gates->typed_data() : nullptr, save ? cs->typed_data() : nullptr, Layout{d, batch_first != 0},
+            reverse != 0};
+  lstm_forward(a);
+  return ffi::Error::Success();
+}
+
+ffi::Error backward_impl(F32 w_hh, F32 h0, F32 c0, S32 lengths, F32 ys, F32 gates, F32 cs, F32 dys, F32 dh_n,
+                         F32 dc_n, F32Out da, F32Out dw_hh, F32Out dh0, F32Out dc0, int64_t batch_first,
+                         int64_t reverse) {
+  Dims d;
+  JAXRNN_CHECK(sequence_dims(gates.dimensions(), batch_first, &d));
+  const int64_t g4 = 4 * d.h;
+  auto seq = [&](int64_t f) { return batch_first ? std::vector<int64_t>{d.n, d.t, f} : std::vector<int64_t>{d.t, d.n, f}; };
+  JAXRNN_CHECK(expect("weight_hh", w_hh.dimensions(), {g4, d.h}));
+  JAXRNN_CHECK(expect("h0", h0.dimensions(), {d.n, d.h}));
+  JAXRNN_CHECK(expect("c0", c0.dimensions(), {d.n, d.h}));
+  JAXRNN_CHECK(expect("lengths", lengths.dimensions(), {d.n}));
+  JAXRNN_CHECK(expect("ys", ys.dimensions(), seq(d.h)));
+  JAXRNN_CHECK(expect("cs", cs.dimensions(), seq(d.h)));
+  JAXRNN_CHECK(expect("dys", dys.dimensions(), seq(d.h)));
+  JAXRNN_CHECK(expect("dh_n", dh_n.dimensions(), {d.n, d.h}));
+  JAXRNN_CHECK(expect("dc_n", dc_n.dimensions(), {d.n, d.h}));
+  JAXRNN_CHECK(expect("da", da->dimensions(), seq(g4)));
+  JAXRNN_CHECK(expect("dw_hh", dw_hh->dimensions(), {g4, d.h}));
+  JAXRNN_CHECK(expect("dh0", dh0->dimensions(), {d.n, d.h}));
+  JAXRNN_CHECK(expect("dc0", dc0->dimensions(), {d.n, d.h}));
+  JAXRNN_CHECK(check_lengths(lengths.typed_data(), d));
+  Backward a{w_hh.typed_data(), h0.typed_data(), c0.typed_data(), ys.typed_data(), gates.typed_data(),
+             cs.typed_data(), dys.typed_data(), dh_n.typed_data(), dc_n.typed_data(), lengths.typed_data(),
+             da->typed_data(), dw_hh->typed_data(), dh0->typed_data(), dc0->typed_data(),
+             Layout{d, batch_first != 0}, reverse != 0};
+  lstm_backward(a);
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnLstmForward, forward_impl,
+                              ffi::Ffi::Bind()
+                                  .Arg<F32>()  // xp
+                                  .Arg<F32>()  // weight_hh
+                                  .Arg<F32>()  // bias
+                                  .Arg<F32>()  // h0
+                                  .Arg<F32>()  // c0
+                                  .Arg<S32>()  // lengths
+                                  .Ret<F32>()  // ys
+                                  .Ret<F32>()  // h_n
+                                  .Ret<F32>()  // c_n
+                                  .Ret<F32>()  // gates (activations), or (0,) without save
+                                  .Ret<F32>()  // cs, or (0,) without save
+                                  .Attr<int64_t>("batch_first")
+                                  .Attr<int64_t>("reverse")
+                                  .Attr<int64_t>("save"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnLstmBackward, backward_impl,
+                              ffi::Ffi::Bind()
+                                  .Arg<F32>()  // weight_hh
+                                  .Arg<F32>()  // h0
+                                  .Arg<F32>()  // c0
+                                  .Arg<S32>()  // lengths
+                                  .Arg<F32>()  // ys
+                                  .Arg<F32>()  // gates
+                                  .Arg<F32>()  // cs
+                                  .Arg<F32>()  // dys
+                                  .Arg<F32>()  // dh_n
+                                  .Arg<F32>()  // dc_n
+                                  .Ret<F32>()  // da
+                                  .Ret<F32>()  // dw_hh
+                                  .Ret<F32>()  // dh0
+                                  .Ret<F32>()  // dc0
+                                  .Attr<int64_t>("batch_first")
+                                  .Attr<int64_t>("reverse"));
+
+// The threads a call may use, for jaxrnn.native.status().
+extern "C" int jaxrnn_native_threads() { return thread_limit(); }
+
+// One row-major float32 GEMM C = A B through the library the kernel uses, on `threads` threads,
+// for the benchmark's same-run GEMM rate (not while a kernel runs: OpenBLAS's count is global).
+extern "C" void jaxrnn_native_sgemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c,
+                                    int threads) {
+  scipy_openblas_set_num_threads(threads);
+  scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+  scipy_openblas_set_num_threads(1);
+}
