@@ -11,6 +11,8 @@ flat dict keyed exactly as torch's ``state_dict()`` of the bare module (``weight
   x may also be a ``jaxrnn.utils.rnn.PackedSequence`` (torch's packed input, output packed alike).
 - ``rnn_cell``, ``lstm_cell``, ``gru_cell``: one step, torch's ``RNNCell``/``LSTMCell``/``GRUCell``.
 - ``init_params``: a fresh params dict with torch's keys, shapes and init.
+- ``time_loop``: which time loop a call runs (the native CPU kernel, the XLA loop, the scan
+  reference); ``impl`` chooses (``'fused'``, the default, picks the fastest for the call).
 
 The linen layers (``jaxrnn.RNN``, ...) are shells over these same functions.
 
@@ -30,7 +32,8 @@ from ._api import lstm as lstm
 from ._api import lstm_cell as lstm_cell
 from ._api import rnn as rnn
 from ._api import rnn_cell as rnn_cell
+from ._api import time_loop as time_loop
 from ._params import init_params as init_params
 from ._specs import LSTMState as LSTMState
 
-__all__ = ["LSTMState", "gru", "gru_cell", "init_params", "lstm", "lstm_cell", "rnn", "rnn_cell"]
+__all__ = ["LSTMState", "gru", "gru_cell", "init_params", "lstm", "lstm_cell", "rnn", "rnn_cell", "time_loop"]

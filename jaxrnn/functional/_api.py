@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from . import _checks, _layers, _params, _steps
 from ._packed import PackedSequence
-from ._specs import GRU, LSTM, RNN_RELU, RNN_TANH, CellSpec, LSTMState
+from ._specs import GRU, LSTM, RNN_RELU, RNN_TANH, SPECS, CellSpec, LSTMState
 
 Array = jax.Array
 
@@ -30,8 +30,8 @@ SEQ_LENGTHS_DOC = """      seq_lengths: ints (batch,) in [0, time], any order (a
         whose error then names them."""
 """The ``seq_lengths`` argument, as every recurrent layer's docstring states it."""
 
-AUTODIFF_DOC = """Autodiff: ``impl='scan'`` supports every mode. ``impl='fused'``
-    supports reverse mode (``jax.grad``, ``jax.vjp``, ``jax.jacrev``, grad of grad) and forward
+AUTODIFF_DOC = """Autodiff: ``impl='scan'`` supports every mode. ``impl='fused'`` (and
+    ``'xla'``, ``'native'``) supports reverse mode (``jax.grad``, ``jax.vjp``, ``jax.jacrev``, grad of grad) and forward
     over reverse (``jax.hessian``, ``jax.jvp`` of ``jax.grad``), with the same values as
     ``'scan'``; forward mode (``jax.jvp``, ``jax.jacfwd``, the linear map of ``jax.linearize``)
     cannot run through its ``jax.custom_vjp`` and raises a TypeError that says to pass
@@ -53,9 +53,12 @@ _CALL_DOC = """
         torch does in training mode) only when ``dropout_key`` is given.
       dropout_key: a ``jax.random`` key for the dropout masks, or None (torch's eval mode); layer
         k's mask is drawn from ``jax.random.fold_in(dropout_key, k)``.
-      impl: ``'fused'`` (the default): the engine, a time loop with a hand-written backward pass;
-        ``'scan'``: the reference, ``jax.lax.scan`` over the same step with autodiff. Both
-        compute the same values. {autodiff}
+      impl: ``'fused'`` (the default): the engine, a time loop with a hand-written backward pass,
+        run by the native CPU kernel (``jaxrnn.native``) for a float32 LSTM on the CPU where it
+        was built and pays, else as an XLA loop; ``'xla'`` or ``'native'``: the engine on that
+        loop alone (``'native'`` raises a ValueError where the kernel cannot run); ``'scan'``:
+        the reference, ``jax.lax.scan`` over the same step with autodiff. All compute the same
+        values; ``time_loop`` says which loop a call runs. {autodiff}
       precision: of every matmul (``jax.lax.Precision``).
       unroll: steps per iteration of the compiled time loops.
       dtype: the computation dtype; None promotes x's and the parameters' dtypes.
@@ -174,6 +177,35 @@ def gru(
     return _run(GRU, "gru", hx_name, params, x, hx, impl=impl, precision=precision, unroll=unroll,
                 batch_first=batch_first, seq_lengths=seq_lengths, dropout=dropout, dropout_key=dropout_key,
                 dtype=dtype)
+
+
+def time_loop(mode: str, x: Any, hidden_size: int, *, impl: str = "fused", batch_first: bool = False,
+              proj_size: int = 0, dtype: Any = None) -> str:
+    """The time loop a layer of ``mode`` (``'rnn_tanh'``, ``'rnn_relu'``, ``'lstm'``, ``'gru'``)
+    runs on ``x`` (an array or anything with its ``shape`` and ``dtype``, laid out as the call's
+    ``batch_first`` says): ``'native'`` (the C++ kernel, ``jaxrnn.native``), ``'xla'`` (the
+    engine's XLA loop) or ``'scan'`` (the reference). ``dtype``: the call's, None for x's.
+
+    >>> import jax.numpy as jnp
+    >>> time_loop("gru", jnp.zeros((15, 64, 8)), 256), time_loop("lstm", jnp.zeros((15, 64, 8)), 256, impl="scan")
+    ('xla', 'scan')
+    >>> time_loop("lstm", jnp.zeros((15, 64, 8), jnp.float64), 256)  # the kernel runs float32 only
+    'xla'
+    """
+    _checks.one_of("mode", mode, tuple(SPECS), "time_loop")
+    _checks.one_of("impl", impl, _layers.IMPLS, "time_loop")
+    _checks.positive_int("hidden_size", hidden_size, "time_loop")
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) not in (2, 3):
+        raise ValueError(f"time_loop: x must be (time, batch, input_size), (batch, time, input_size) or unbatched "
+                         f"(time, input_size), got shape {shape}")
+    batch = 1 if len(shape) == 2 else shape[0 if batch_first else 1]
+    spec = SPECS[mode]
+    w = {"weight_hh": jax.ShapeDtypeStruct((spec.gates * hidden_size, proj_size or hidden_size), jnp.float32)}
+    if proj_size:
+        w["weight_hr"] = jax.ShapeDtypeStruct((proj_size, hidden_size), jnp.float32)
+    compute = jax.dtypes.canonicalize_dtype(x.dtype if dtype is None else dtype)
+    return _layers.time_loop(impl, spec, w, compute, batch)
 
 
 _ARGS = {"lengths": SEQ_LENGTHS_DOC, "autodiff": AUTODIFF_DOC.replace("\n    ", "\n        ")}

@@ -4,7 +4,7 @@ This is the one place where each of these lives; every face (``jaxrnn.functional
 layers) calls ``forward``, and a backend runs each direction's time loop:
 
     x -> checks -> unbatched / batch_first layout -> one dtype -> for each layer: for each
-    direction: backend.run (engine | scan | a face's own) -> concatenate -> dropout -> output
+    direction: backend.run (engine: native | xla; scan; a face's own) -> concatenate -> dropout -> output
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _checks, _engine, _params, _scan
+from . import _checks, _engine, _native, _params, _scan
 from ._packed import PackedSequence
 from ._specs import CellSpec
 
@@ -34,13 +34,15 @@ class Backend(NamedTuple):
     pure: bool = False  # a function of its arguments alone (no face's state): eager calls may jit it
 
 
-IMPLS = ("fused", "scan")
+IMPLS = ("fused", "xla", "native", "scan")
 
 
 def backend_for(impl: str, precision: Any = None, unroll: int = 1) -> Backend:
-    """``'fused'``: the engine (``_engine``, a hand-written backward pass); ``'scan'``: the
-    ``jax.lax.scan`` reference with autodiff (``_scan``). One object per (impl, precision, unroll),
-    so that eager calls find their compiled layer again."""
+    """``'fused'``: the engine, a time loop with a hand-written backward pass, on the native CPU
+    kernel where it runs (``_native.applies``) and as an XLA loop (``_engine``) elsewhere;
+    ``'xla'`` and ``'native'``: the engine on that loop alone; ``'scan'``: the ``jax.lax.scan``
+    reference with autodiff (``_scan``). One object per (impl, precision, unroll), so that eager
+    calls find their compiled layer again."""
     try:
         return _cached_backend(impl, precision, unroll)
     except TypeError:  # an unhashable precision: a backend of its own
@@ -48,13 +50,23 @@ def backend_for(impl: str, precision: Any = None, unroll: int = 1) -> Backend:
 
 
 def _backend(impl: str, precision: Any, unroll: int) -> Backend:
-    module = _engine if impl == "fused" else _scan
-
     def run(spec, w, x, carry0, seq_lengths, *, reverse, axis, name):
+        loop = time_loop(impl, spec, w, x.dtype, x.shape[1 - axis])
+        module = {"scan": _scan, "native": _native, "xla": _engine}[loop]
         return module.run(spec, w, x, carry0, seq_lengths, reverse=reverse, axis=axis, precision=precision,
                           unroll=unroll)
 
-    return Backend(run, batch_first=impl == "fused", pure=True)
+    return Backend(run, batch_first=impl != "scan", pure=True)
+
+
+def time_loop(impl: str, spec: CellSpec, w: Mapping[str, Any], dtype: Any, batch: int) -> str:
+    """The loop ``impl`` runs for one direction (parameters ``w`` under bare names, ``batch``
+    sequences): ``'native'``, ``'xla'`` or ``'scan'``."""
+    if impl == "scan" or "weight_hr" in w:  # a projected LSTM's step holds a matmul: the scan reference
+        return "scan"
+    if impl == "native" or (impl == "fused" and _native.applies(spec, w, dtype, batch)):
+        return "native"
+    return "xla"
 
 
 _cached_backend = functools.cache(_backend)
