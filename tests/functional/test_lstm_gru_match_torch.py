@@ -6,6 +6,10 @@ included for the LSTM, plus unbatched input. Each configuration runs on the defa
 face, ``jaxrnn.LSTM``/``GRU``, ``jaxrnn.functional.lstm``/``gru`` or ``jaxrnn.nnx.LSTM``/``GRU``
 (merged from ``nnx.split`` under ``jax.jit``), picked by a hash of the configuration. With
 proj_size > 0 the LSTM runs the scan reference whatever ``impl`` says, so those run once.
+
+The native CPU kernel (``impl='native'``) runs float32 only: the same product of options (but the
+projection, which it does not run) goes through it against torch in float32, at the stated
+float32 tolerance (``tests/native`` holds it to the XLA loop on the same inputs).
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ def _jax_fn(layer, with_h0: bool, with_lengths: bool):
 _FUNCTIONS: dict = {}
 
 
-def _compare(config, batched):
+def _compare(config, batched, dtype="float64"):
     kind, layers, bidi, bias, batch_first, with_h0, with_lengths, proj, impl = config
     seed = zlib.crc32(repr(config).encode())
     rng = np.random.default_rng(seed)
@@ -114,12 +118,13 @@ def _compare(config, batched):
         nnx_layer = jaxrnn.nnx.GRU(I, H, layers, **kw, rngs=nnx.Rngs(0))
         hx = rng.standard_normal(lead + (H,))
         hn_w = rng.standard_normal(lead + (H,))
-    layer_t = layer_t.double()
+    layer_t = layer_t.double() if dtype == "float64" else layer_t.float()
     if batched:
         x = rng.standard_normal((N, T, I) if batch_first else (T, N, I))
     else:
         x = rng.standard_normal((T, I))
     out_w = rng.standard_normal(x.shape[:-1] + (D * (proj or H),))
+    x, hx, out_w, hn_w = jax.tree.map(lambda a: a.astype(dtype), (x, hx, out_w, hn_w))
     lengths = LENGTHS if with_lengths else None
     expected = torch_rnn(layer_t, x, hx if with_h0 else None, lengths, out_w, hn_w)
 
@@ -138,19 +143,20 @@ def _compare(config, batched):
     (_, (out, state)), (g_params, g_x, g_hx) = _jax_fn(fn, with_h0, with_lengths)(
         params, x, hx, None if lengths is None else jnp.asarray(lengths), out_w, hn_w
     )
-    assert_close(out, expected["output"], what="output")
+    assert out.dtype == jnp.dtype(dtype)
+    assert_close(out, expected["output"], dtype, what="output")
     if kind == "lstm":
         assert isinstance(state, jaxrnn.LSTMState)
-        assert_close(state.h, expected["h_n"][0], what="h_n")
-        assert_close(state.c, expected["h_n"][1], what="c_n")
+        assert_close(state.h, expected["h_n"][0], dtype, what="h_n")
+        assert_close(state.c, expected["h_n"][1], dtype, what="c_n")
     else:
-        assert_close(state, expected["h_n"], what="h_n")
-    assert_close(g_x, expected["grad_x"], what="grad x")
+        assert_close(state, expected["h_n"], dtype, what="h_n")
+    assert_close(g_x, expected["grad_x"], dtype, what="grad x")
     if with_h0:
         for got, want in zip(jax.tree.leaves(g_hx), jax.tree.leaves(expected["grad_h0"])):
-            assert_close(got, want, what="grad hx")
+            assert_close(got, want, dtype, what="grad hx")
     grads = {"functional": lambda g: g, "linen": jaxrnn.to_torch, "nnx": jaxrnn.nnx.to_torch}[face](g_params)
-    assert_trees_close(grads, expected["grad_params"], what="grad params")
+    assert_trees_close(grads, expected["grad_params"], dtype, what="grad params")
 
 
 @pytest.mark.parametrize("config", _with_scan(LSTM_BATCHED + GRU_BATCHED), ids=_ids)
@@ -161,6 +167,28 @@ def test_forward_and_grads_match_torch_float64(config):
 @pytest.mark.parametrize("config", _with_scan(UNBATCHED), ids=_ids)
 def test_unbatched_forward_and_grads_match_torch_float64(config):
     _compare(config, batched=False)
+
+
+NATIVE_LSTM = [c[:-1] + ("native",) for c in _with_scan(LSTM_BATCHED) if c[-1] == "fused" and not c[-2]]
+NATIVE_UNBATCHED = [c[:-1] + ("native",) for c in _with_scan(UNBATCHED) if c[0] == "lstm" and c[-1] == "fused"
+                    and not c[-2]]
+
+
+def _needs_native():
+    if not jaxrnn.native.status().available:
+        pytest.skip(f"the native kernel is absent here: {jaxrnn.native.status().reason}")
+
+
+@pytest.mark.parametrize("config", NATIVE_LSTM, ids=_ids)
+def test_native_kernel_matches_torch_float32(config):
+    _needs_native()
+    _compare(config, batched=True, dtype="float32")
+
+
+@pytest.mark.parametrize("config", NATIVE_UNBATCHED, ids=_ids)
+def test_unbatched_native_kernel_matches_torch_float32(config):
+    _needs_native()
+    _compare(config, batched=False, dtype="float32")
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
