@@ -25,6 +25,13 @@ from typing import Any
 from . import _baseline, _contenders, _grid, _measure, _report
 
 SECTIONS = ("grid", "sweep", "cells")  # the RNN grid, the T sweep, the LSTM/GRU grid
+STEP_GEMM = (64, 256, 1024)  # the LSTM's per-step GEMM at N64 H256: h (N, H) x W_hh^T (H, 4H)
+
+
+def _native_available() -> bool:
+    from jaxrnn.native import status
+
+    return status().available
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -203,16 +210,22 @@ def run(args) -> dict:
         f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_avg_start'][0]:.1f}; jax {info['jax']} "
         f"({info['jax_backend']}), torch {info['torch']} ({info['torch_device']}, {info['torch_threads']} threads)"
     )
-    gemm_runs = {fw: _measure.gemm_runner(settings["gemm_n"], fw) for fw in ("jax", "torch")}
+    # the GEMM rates of the libraries in play, side by side: one large GEMM, and the LSTM's per-step
+    # GEMM (N64 H256: (64, 256) x (256, 1024)) through XLA and through the native kernel's OpenBLAS
+    libraries = ("jax", "torch", "openblas") if _native_available() else ("jax", "torch")
+    gemm_runs = {f"{fw} matmul": _measure.gemm_runner(settings["gemm_n"], fw) for fw in libraries}
+    gemm_runs |= {f"{fw} step GEMM": _measure.gemm_runner(0, fw, STEP_GEMM) for fw in libraries if fw != "torch"}
     g = _measure.alternate(
-        {fw: r for fw, (r, _) in gemm_runs.items()},
+        {name: r for name, (r, _) in gemm_runs.items()},
         budget_s=3.0 if not quick else 0.1,
         min_rounds=settings["min_rounds"],
         max_rounds=7,
         min_sample_s=settings["min_sample_s"],
     )
-    gemm = {f"{fw} matmul": gemm_runs[fw][1] / g[fw]["median_s"] / 1e9 for fw in gemm_runs}
-    _log("GEMM: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in gemm.items()))
+    rates = {name: gemm_runs[name][1] / g[name]["median_s"] / 1e9 for name in gemm_runs}
+    gemm = {name: v for name, v in rates.items() if "step" not in name}
+    step_gemm = {name.replace(" step GEMM", ""): v for name, v in rates.items() if "step" in name}
+    _log("GEMM: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in rates.items()))
     unavailable: dict[str, str] = {}
     mismatched: dict[str, str] = {}
     cells = []
@@ -244,6 +257,8 @@ def run(args) -> dict:
         "settings": settings,
         "gemm_n": settings["gemm_n"],
         "gemm": gemm,
+        "step_gemm": step_gemm,
+        "step_gemm_shape": STEP_GEMM,
         "contender_names": [c.name for c in chosen],
         "contender_descriptions": {c.name: c.description for c in chosen},
         "largest": _grid.largest(shapes["grid"]).name,

@@ -560,6 +560,10 @@ def _nnx_skip(section: str, shape: Shape) -> str | None:
     return _large_cells(section, shape)
 
 
+def _lstm_only(section: str, shape: Shape) -> str | None:
+    return None if shape.cell == "lstm" else "the default runs this same loop there"
+
+
 def baseline_name(ref: str) -> str:
     return f"{HEADLINE} @{ref}"
 
@@ -587,6 +591,14 @@ def contenders(baseline=None) -> list[Contender]:
             "jaxrnn.RNN / LSTM / GRU (default impl='fused') under jax.jit",
         ),
         *ab,
+        Contender(
+            "jaxrnn xla jit",
+            "jax",
+            _build_jaxrnn("xla", jit=True),
+            "jaxrnn.LSTM(impl='xla'): the engine's XLA loop, where the default runs the native kernel (LSTM cells "
+            "only: elsewhere the default is this loop)",
+            _lstm_only,
+        ),
         Contender(
             "nnx jit",
             "jax",

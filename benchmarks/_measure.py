@@ -53,18 +53,31 @@ def alternate(
     return {n: {"samples_s": samples[n], "median_s": float(np.median(samples[n])), "number": number[n]} for n in names}
 
 
-def gemm_runner(n: int, framework: str = "jax") -> tuple[Callable[[], None], float]:
-    """One (n, n) x (n, n) float32 matmul, compiled and warm: (run, flops)."""
+def gemm_runner(n: int, framework: str = "jax", shape: tuple[int, int, int] | None = None
+                ) -> tuple[Callable[[], None], float]:
+    """One float32 matmul (n, n) x (n, n), or (m, k) x (k, p) for ``shape`` (m, k, p), compiled
+    and warm: (run, flops). ``framework``: 'jax' (XLA), 'torch', or 'openblas' (the library the
+    native LSTM kernel calls, on the threads the kernel may use)."""
+    m, k, p = shape or (n, n, n)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, p), np.float32)
     if framework == "jax":
         import jax
         import jax.numpy as jnp
 
-        ja = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-        jb = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+        ja, jb = jnp.asarray(a), jnp.asarray(b)
         f = jax.jit(jnp.matmul).lower(ja, jb).compile()
 
         def run():
             f(ja, jb).block_until_ready()
+
+    elif framework == "openblas":
+        from jaxrnn.native import _library
+
+        threads = _library.status().threads
+
+        def run():
+            _library.sgemm(a, b, threads)
 
     else:
         import torch
@@ -72,8 +85,7 @@ def gemm_runner(n: int, framework: str = "jax") -> tuple[Callable[[], None], flo
         from ._contenders import torch_device
 
         device = torch_device()
-        ta = torch.randn(n, n, device=device)
-        tb = torch.randn(n, n, device=device)
+        ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
         def run():
@@ -81,7 +93,7 @@ def gemm_runner(n: int, framework: str = "jax") -> tuple[Callable[[], None], flo
             sync()
 
     run()
-    return run, 2.0 * n**3
+    return run, 2.0 * m * k * p
 
 
 def machine() -> dict:
@@ -93,15 +105,21 @@ def machine() -> dict:
 
     from ._contenders import torch_device
 
-    cpu = platform.processor() or ""
+    cpu, fields = platform.processor() or "", {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "cpu family", "model") and key.strip() not in fields:
+                    fields[key.strip()] = value.strip()
     except OSError:
         pass
+    cpu = fields.get("model name", cpu)
+    if "cpu family" in fields:
+        cpu += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    from jaxrnn.native import status
+
+    native = status()
     device = torch_device()
     info = {
         "cpu": cpu,
@@ -115,6 +133,7 @@ def machine() -> dict:
         "torch_device": device,
         "torch_threads": torch.get_num_threads(),
         "load_avg_start": list(os.getloadavg()),
+        "native": f"built, {native.threads} threads" if native.available else f"absent: {native.reason}",
     }
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)

@@ -224,14 +224,18 @@ def markdown(results: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores ({m['platform']}); JAX {m['jax']} on {m['jax_backend']} "
         f"(default threads), torch {m['torch']} on {m['torch_device']}"
         + (f" ({m['gpu']})" if m.get("gpu") else "")
-        + f" ({m['torch_threads']} threads, its default); flax {m['flax']}, optax {m['optax']}. "
+        + f" ({m['torch_threads']} threads, its default); flax {m['flax']}, optax {m['optax']}; jaxrnn's native "
+        f"kernel {m.get('native', 'not recorded')}. "
         f"Load average (1 min) {m['load_avg_start'][0]:.1f} at the start"
         f"{'' if m['load_avg_start'][0] < 0.5 else ' (other processes were running)'}, "
         f"{m.get('load_avg_end', [float('nan')])[0]:.1f} at the end.",
         "",
         "GEMM rate, one (n, n) x (n, n) float32 matmul: "
         + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in results["gemm"].items())
-        + f" (n = {results['gemm_n']}).",
+        + f" (n = {results['gemm_n']})"
+        + ("; the LSTM's per-step GEMM {} x {} x {}: ".format(*results["step_gemm_shape"])
+           + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in results["step_gemm"].items()) if results.get("step_gemm")
+           else "") + ".",
         "",
         "Cells: median time in ms over rounds that alternate the contenders (speedup over torch eager); "
         "float32, batch first. Train = forward, loss, backward and one Adam step.",
