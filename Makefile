@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench bench-quick lint clean
+.PHONY: test demo bench bench-quick lint clean asan
 
 # The package builds its native kernel (setup.py) with the venv's jaxlib headers and OpenBLAS,
 # installed first and pinned, so the build needs no isolated environment of its own.
@@ -25,6 +25,17 @@ test: lint
 
 demo: $(STAMP)
 	$(PY) -m jaxrnn all --framework both --out runs/latest
+
+# The native kernel's tests on an AddressSanitizer build of it (JAXRNN_NATIVE_LIBRARY picks that build).
+ASAN_SO := build/asan/_lstm_kernel_asan.so
+asan: $(STAMP)
+	mkdir -p build/asan
+	g++ -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address -mavx2 -mfma -fopenmp -fPIC -shared \
+		-isystem "$$($(PY) -c 'import jax; print(jax.ffi.include_dir())')" \
+		-I"$$($(PY) -c 'import scipy_openblas32 as s; print(s.get_include_dir())')" jaxrnn/native/lstm.cc \
+		-L"$$($(PY) -c 'import scipy_openblas32 as s; print(s.get_lib_dir())')" -lscipy_openblas -o $(ASAN_SO)
+	LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0 JAXRNN_NATIVE_LIBRARY=$(ASAN_SO) \
+		$(PY) -m pytest -q -p no:xdist tests/native
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

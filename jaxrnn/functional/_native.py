@@ -21,6 +21,7 @@ backward pass as autodiff's VJP of the XLA engine's loop, which computes the sam
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -34,7 +35,7 @@ from ._specs import LSTM, CellSpec, LSTMState
 Array = jax.Array
 
 
-def reason_not(spec: CellSpec, w: dict[str, Array], dtype: Any) -> str | None:
+def reason_not(spec: CellSpec, w: Mapping[str, Any], dtype: Any) -> str | None:
     """Why the native kernel cannot run this direction, or None when it can."""
     if spec is not LSTM:
         return f"the native kernel runs the LSTM only, not mode {spec.mode!r}"
@@ -50,10 +51,10 @@ def reason_not(spec: CellSpec, w: dict[str, Array], dtype: Any) -> str | None:
 
 MIN_STEP_MACS = 1 << 18
 """The default runs the kernel where a step's GEMM has at least this many multiply-adds
-(batch * 4H * H): below it XLA's loop is faster (benchmarks/NOTES.md, idea 12)."""
+(batch * 4H * H): below it XLA's loop is faster (benchmarks/NOTES.md, idea 16)."""
 
 
-def applies(spec: CellSpec, w: dict[str, Array], dtype: Any, batch: int) -> bool:
+def applies(spec: CellSpec, w: Mapping[str, Any], dtype: Any, batch: int) -> bool:
     """Whether the default (``impl='fused'``) runs this direction on the kernel; says once why
     not where only the kernel's absence stands in the way."""
     if spec is not LSTM or "weight_hr" in w or jnp.dtype(dtype) != jnp.float32 or jax.default_backend() != "cpu":
