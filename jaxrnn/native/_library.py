@@ -2,7 +2,8 @@
 
 The kernel is ``lstm.cc`` built at install into ``_lstm_kernel*.so`` beside this file (or the
 file ``JAXRNN_NATIVE_LIBRARY`` names: the AddressSanitizer build of ``make asan``). It links
-OpenBLAS from the ``scipy-openblas32`` package, which is loaded first. Nothing here runs at
+OpenBLAS from the ``scipy-openblas32`` package, which is loaded first (by path, so that the
+kernel's dependency on it resolves; locally, so that its symbols reach nothing else). Nothing here runs at
 import: the first :func:`status` call loads the library, registers its two FFI targets with XLA
 for the CPU, and remembers the outcome; every failure becomes a reason, never an exception.
 """
@@ -79,7 +80,7 @@ def status() -> NativeStatus:
         import scipy_openblas32
 
         blas = os.path.join(scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library(fullname=True))
-        ctypes.CDLL(blas, mode=ctypes.RTLD_GLOBAL)
+        ctypes.CDLL(blas)  # local: the kernel's DT_NEEDED finds it loaded, nothing else sees its symbols
     except (ImportError, OSError, IndexError) as error:
         return NativeStatus(False, f"OpenBLAS (the scipy-openblas32 package) could not be loaded: {error}", path)
     try:

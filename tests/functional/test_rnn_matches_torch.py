@@ -39,8 +39,11 @@ def test_forward_and_grads_match_torch_float32(path, config):
     compare_rnn_with_torch(config, True, "float32", path)
 
 
-def test_impl_must_be_fused_or_scan():
-    with pytest.raises(ValueError, match=r"RNN: `impl` must be one of \('fused', 'scan'\), got 'cudnn'"):
+IMPLS = r"\('fused', 'xla', 'native', 'scan'\)"
+
+
+def test_impl_must_be_one_of_the_backends():
+    with pytest.raises(ValueError, match=rf"RNN: `impl` must be one of {IMPLS}, got 'cudnn'"):
         jaxrnn.RNN(3, 4, impl="cudnn")
-    with pytest.raises(ValueError, match=r"rnn: `impl` must be one of \('fused', 'scan'\), got 'cudnn'"):
+    with pytest.raises(ValueError, match=rf"rnn: `impl` must be one of {IMPLS}, got 'cudnn'"):
         jaxrnn.functional.rnn({}, None, impl="cudnn")
