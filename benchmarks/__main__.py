@@ -48,6 +48,7 @@ def _parse(argv):
     p.add_argument("--only", action="append", default=None, metavar="NAME", help="run only these contenders")
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma list of: grid, sweep, cells (default all)")
     p.add_argument("--works", default="train,forward", help="comma list of: train, forward")
+    p.add_argument("--cells", default="lstm,gru", help="the cells section's layers: comma list of lstm, gru")
     p.add_argument(
         "--budget",
         type=float,
@@ -199,10 +200,14 @@ def run(args) -> dict:
     for w in works:
         if w not in _grid.WORKS:
             raise SystemExit(f"--works: expected train and/or forward, got {w!r}")
+    kinds = [k.strip() for k in args.cells.split(",") if k.strip()]
+    for k in kinds:
+        if k not in ("lstm", "gru"):
+            raise SystemExit(f"--cells: expected lstm and/or gru, got {k!r}")
     shapes = {
         "grid": _grid.QUICK_GRID if quick else _grid.GRID,
         "sweep": _grid.QUICK_T_SWEEP if quick else _grid.T_SWEEP,
-        "cells": _grid.QUICK_CELL_GRID if quick else _grid.CELL_GRID,
+        "cells": [s for s in (_grid.QUICK_CELL_GRID if quick else _grid.CELL_GRID) if s.cell in kinds],
     }
     t_start = time.perf_counter()
     info = _measure.machine()
@@ -244,6 +249,7 @@ def run(args) -> dict:
         args.only
         or not default_sections
         or args.works != "train,forward"
+        or args.cells != "lstm,gru"
         or args.budget
         or args.everything
         or args.baseline

@@ -1,7 +1,8 @@
 r"""The LSTM's time loop on the native CPU kernel (``jaxrnn.native``): the engine's other backend.
 
 Same contract as ``_engine.run`` for one direction of an LSTM layer: the input half
-``xp = W_ih x`` is one XLA GEMM for the whole sequence, then the kernel runs the loop
+``xp = W_ih x`` is one GEMM for the whole sequence through the kernel's library (:func:`project`;
+its gradients ``d xp W_ih`` and ``d xp^T x`` too), then the kernel runs the loop
 
 .. math::
     a(t) = xp(t) + b + W_{hh} h(t-1), \quad c(t) = \sigma(a_f) c(t-1) + \sigma(a_i) \tanh(a_g),
@@ -151,21 +152,70 @@ def _backward_jvp(reverse, axis, masked, primals, tangents):
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _gemm(a: Array, b: Array, trans_a: bool, trans_b: bool) -> Array:
+    """``op(a) op(b)`` for float32 matrices on the kernel's GEMM (op: ``.T`` where asked)."""
+    m = a.shape[1] if trans_a else a.shape[0]
+    n = b.shape[0] if trans_b else b.shape[1]
+    call = jax.ffi.ffi_call(_library.target(_library.GEMM), _shapes(a, m, n), vmap_method="sequential")
+    return call(a, b, trans_a=np.int64(trans_a), trans_b=np.int64(trans_b))
+
+
+@_gemm.defjvp
+def _gemm_jvp(trans_a, trans_b, primals, tangents):
+    """Forward mode (forward over reverse): the product rule, its two terms XLA GEMMs."""
+    a, b = primals
+    da, db = tangents
+    op_a, op_b = (a.T if trans_a else a), (b.T if trans_b else b)
+    tangent = (da.T if trans_a else da) @ op_b + op_a @ (db.T if trans_b else db)
+    return _gemm(a, b, trans_a, trans_b), tangent
+
+
+@jax.custom_vjp
+def _projection(x: Array, w_ih: Array) -> Array:
+    return _gemm(x, w_ih, False, True)
+
+
+def _projection_fwd(x, w_ih):
+    return _gemm(x, w_ih, False, True), (x, w_ih)
+
+
+def _projection_bwd(residuals, dxp):
+    x, w_ih = residuals
+    return _gemm(dxp, w_ih, False, False), _gemm(dxp, x, True, False)
+
+
+_projection.defvjp(_projection_fwd, _projection_bwd)
+
+
+def project(w_ih: Array, x: Array) -> Array:
+    """``xp = x W_ih^T`` for x (..., I) and W_ih (4H, I): one GEMM over all rows of x on the
+    kernel's library and threads, and so are its gradients ``dx = dxp W_ih``, ``dW_ih = dxp^T x``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> w, x = jax.random.normal(jax.random.key(0), (8, 3)), jax.random.normal(jax.random.key(1), (5, 4, 3))
+    >>> bool(jnp.allclose(project(w, x), x @ w.T, atol=1e-5)) if _library.status().available else True
+    True
+    """
+    w_ih = w_ih.astype(x.dtype)
+    return _projection(x.reshape(-1, x.shape[-1]), w_ih).reshape(*x.shape[:-1], w_ih.shape[0])
+
+
 def run(spec: CellSpec, w: dict[str, Array], x: Array, carry0: Any, seq_lengths: Array | None, *,
         reverse: bool = False, axis: int = 0, precision: Any = None, unroll: int = 1) -> tuple[Array, Any]:
     """One direction of an LSTM layer on the native kernel: ``_engine.run``'s arguments and result
-    (``precision`` applies to the input half, ``unroll`` to nothing: the kernel's loop is C++).
+    (``precision`` and ``unroll`` apply to nothing: the kernel computes in float32, its loop is C++).
     Raises ValueError where the kernel cannot run it (:func:`reason_not`)."""
     why = reason_not(spec, w, x.dtype)
     if why is not None:
         raise ValueError(f"impl='native': {why}; impl='fused' picks the XLA engine there")
-    (xp,) = _steps.project(w["weight_ih"], x, precision, spec.blocks)
+    if any(isinstance(a, _engine._JVP_TRACERS) for a in jax.tree.leaves((x, w, carry0))):
+        raise TypeError(_engine.FORWARD_MODE)
+    xp = project(w["weight_ih"], x)
     bias, _ = _steps.biases(spec, w)
     bias = jnp.zeros(xp.shape[-1], xp.dtype) if bias is None else bias
     batch, steps = x.shape[1 - axis], x.shape[axis]
     lengths = (jnp.full((batch,), steps, jnp.int32) if seq_lengths is None
                else jnp.asarray(seq_lengths).astype(jnp.int32))
-    if any(isinstance(a, _engine._JVP_TRACERS) for a in jax.tree.leaves((xp, w["weight_hh"], bias, carry0))):
-        raise TypeError(_engine.FORWARD_MODE)
     h0, c0 = carry0
     return _recurrence(xp, w["weight_hh"], bias, h0, c0, lengths, bool(reverse), int(axis), seq_lengths is not None)

@@ -4,7 +4,7 @@ The kernel is ``lstm.cc`` built at install into ``_lstm_kernel*.so`` beside this
 file ``JAXRNN_NATIVE_LIBRARY`` names: the AddressSanitizer build of ``make asan``). It links
 OpenBLAS from the ``scipy-openblas32`` package, which is loaded first (by path, so that the
 kernel's dependency on it resolves; locally, so that its symbols reach nothing else). Nothing here runs at
-import: the first :func:`status` call loads the library, registers its two FFI targets with XLA
+import: the first :func:`status` call loads the library, registers its three FFI targets with XLA
 for the CPU, and remembers the outcome; every failure becomes a reason, never an exception.
 """
 
@@ -22,8 +22,10 @@ import jax
 
 FORWARD = "jaxrnn_lstm_forward"
 BACKWARD = "jaxrnn_lstm_backward"
+GEMM = "jaxrnn_gemm"
 """The FFI targets: one direction's forward loop (saving activations for the backward pass, or
-not) and its backward loop."""
+not), its backward loop, and a float32 GEMM ``op(a) op(b)`` (the input projection and its
+gradients) on the same library and threads."""
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -87,6 +89,7 @@ def status() -> NativeStatus:
         lib = ctypes.CDLL(path)
         jax.ffi.register_ffi_target(FORWARD, jax.ffi.pycapsule(lib.JaxrnnLstmForward), platform="cpu")
         jax.ffi.register_ffi_target(BACKWARD, jax.ffi.pycapsule(lib.JaxrnnLstmBackward), platform="cpu")
+        jax.ffi.register_ffi_target(GEMM, jax.ffi.pycapsule(lib.JaxrnnGemm), platform="cpu")
         threads = int(lib.jaxrnn_native_threads())
     except (OSError, AttributeError) as error:
         return NativeStatus(False, f"the native kernel {path} could not be loaded: {error}", path)

@@ -415,6 +415,25 @@ void lstm_backward(const Backward& a) {
   }
 }
 
+// C = op(A) op(B) for row-major 2-D arrays (op: transpose or not): the input projection
+// x W_ih^T and its gradients dxp W_ih and dxp^T x. The team splits C's rows, each thread one
+// single-threaded GEMM on its block (op(A)'s rows; of A^T, a block of A's columns).
+void gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
+  blas_single_threaded();
+  const double macs = static_cast<double>(m) * n * k;
+  Threads team(macs < (1 << 20) || m < 32 ? 1 : static_cast<int>(std::min<int64_t>(thread_limit(), m / 16)));
+  const int p = team.count;
+  const int64_t rows = ((m + p - 1) / p + 15) / 16 * 16;
+  const int64_t lda = ta ? m : k, ldb = tb ? k : n;
+#pragma omp parallel num_threads(p)
+  {
+    const int64_t r0 = std::min(m, omp_get_thread_num() * rows), r1 = std::min(m, r0 + rows);
+    if (r1 > r0)
+      scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, r1 - r0, n,
+                        k, 1.0f, a + (ta ? r0 : r0 * lda), lda, b, ldb, 0.0f, c + r0 * n, n);
+  }
+}
+
 // ------------------------------------------------------------------ FFI handlers
 
 using F32 = ffi::Buffer<ffi::F32>;
@@ -477,6 +496,25 @@ ffi::Error backward_impl(F32 w_hh, F32 h0, F32 c0, S32 lengths, F32 ys, F32 gate
   return ffi::Error::Success();
 }
 
+ffi::Error gemm_impl(F32 a, F32 b, F32Out c, int64_t trans_a, int64_t trans_b) {
+  auto da = a.dimensions(), db = b.dimensions();
+  if (da.size() != 2) return shape_error("a", "a matrix", da);
+  if (db.size() != 2) return shape_error("b", "a matrix", db);
+  const int64_t m = trans_a ? da[1] : da[0], k = trans_a ? da[0] : da[1];
+  const int64_t kb = trans_b ? db[1] : db[0], n = trans_b ? db[0] : db[1];
+  if (kb != k)
+    return shape_error("b", std::string(trans_b ? "(n, " : "(") + std::to_string(k) + (trans_b ? ")" : ", n)") +
+                                " (a's contracted dimension)", db);
+  JAXRNN_CHECK(expect("c", c->dimensions(), {m, n}));
+  if (m * n == 0) return ffi::Error::Success();
+  if (k == 0) {
+    std::memset(c->typed_data(), 0, m * n * sizeof(float));
+    return ffi::Error::Success();
+  }
+  gemm(a.typed_data(), b.typed_data(), c->typed_data(), m, n, k, trans_a != 0, trans_b != 0);
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnLstmForward, forward_impl,
@@ -514,6 +552,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnLstmBackward, backward_impl,
                                   .Ret<F32>()  // dc0
                                   .Attr<int64_t>("batch_first")
                                   .Attr<int64_t>("reverse"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnGemm, gemm_impl,
+                              ffi::Ffi::Bind()
+                                  .Arg<F32>()  // a
+                                  .Arg<F32>()  // b
+                                  .Ret<F32>()  // c = op(a) op(b)
+                                  .Attr<int64_t>("trans_a")
+                                  .Attr<int64_t>("trans_b"));
 
 // The threads a call may use, for jaxrnn.native.status().
 extern "C" int jaxrnn_native_threads() { return thread_limit(); }

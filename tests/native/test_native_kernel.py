@@ -212,6 +212,41 @@ def test_the_handler_refuses_bad_shapes_dtypes_and_lengths_with_an_xla_error(bad
     assert float(jnp.abs(good[0]).max()) > 0
 
 
+@needs_kernel
+@pytest.mark.parametrize("trans_a,trans_b", list(itertools.product([False, True], repeat=2)))
+@pytest.mark.parametrize("m,n,k", [(7, 5, 3), (1000, 72, 33), (40, 20, 0), (0, 6, 4)])
+def test_the_gemm_matches_numpy_in_every_transpose_layout(m, n, k, trans_a, trans_b):
+    """The projection's GEMM ``op(a) op(b)``: one thread at (7, 5, 3), the team's row split at
+    (1000, 72, 33) (blocks of 16 rows, the last one short), k = 0 (zeros) and m = 0 (empty)."""
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    want = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    got = np.asarray(_native._gemm(jnp.asarray(a), jnp.asarray(b), trans_a, trans_b))
+    assert got.shape == (m, n)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1, k) ** 0.5)
+
+
+@needs_kernel
+@pytest.mark.parametrize("bad", ["contracted", "vector", "transposed"])
+def test_the_gemm_handler_refuses_mismatched_operands_with_an_xla_error(bad):
+    a, b = jnp.arange(12, dtype=F32).reshape(3, 4), jnp.arange(20, dtype=F32).reshape(4, 5)
+    trans_b = False
+    if bad == "contracted":
+        b, message = b[:3], r"b must be \(4, n\) \(a's contracted dimension\), got \(3, 5\)"
+    elif bad == "vector":
+        a, message = a.reshape(-1), r"a must be a matrix, got \(12\)"
+    else:
+        trans_b, message = True, r"b must be \(n, 4\) \(a's contracted dimension\), got \(4, 5\)"
+    out = jax.ShapeDtypeStruct((3, 5), F32)
+    call = jax.ffi.ffi_call(_library.target(_library.GEMM), out)
+    with pytest.raises((jax.errors.JaxRuntimeError, ValueError), match=message):
+        call(a, b, trans_a=np.int64(0), trans_b=np.int64(trans_b)).block_until_ready()
+    good = np.asarray(_native._gemm(jnp.arange(12, dtype=F32).reshape(3, 4), jnp.arange(20, dtype=F32).reshape(4, 5),
+                                    False, False))
+    np.testing.assert_allclose(good, np.arange(12.0).reshape(3, 4) @ np.arange(20.0).reshape(4, 5))
+
+
 # ------------------------------------------------------------------ absent, threads, training
 
 
