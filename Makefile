@@ -30,7 +30,7 @@ demo: $(STAMP)
 ASAN_SO := build/asan/_lstm_kernel_asan.so
 asan: $(STAMP)
 	mkdir -p build/asan
-	g++ -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address -mavx2 -mfma -fopenmp -fPIC -shared \
+	g++ -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address -mavx2 -mfma -pthread -fPIC -shared \
 		-isystem "$$($(PY) -c 'import jax; print(jax.ffi.include_dir())')" \
 		-I"$$($(PY) -c 'import scipy_openblas32 as s; print(s.get_include_dir())')" jaxrnn/native/lstm.cc \
 		-L"$$($(PY) -c 'import scipy_openblas32 as s; print(s.get_lib_dir())')" -lscipy_openblas -o $(ASAN_SO)

@@ -44,8 +44,8 @@ setup(
             "jaxrnn.native._lstm_kernel",
             sources=["jaxrnn/native/lstm.cc"],
             language="c++",
-            extra_compile_args=["-std=c++17", "-O3", "-mavx2", "-mfma", "-fopenmp"],
-            extra_link_args=["-fopenmp"],
+            extra_compile_args=["-std=c++17", "-O3", "-mavx2", "-mfma", "-pthread"],
+            extra_link_args=["-pthread"],
         )
     ],
     cmdclass={"build_ext": OptionalBuildExt},

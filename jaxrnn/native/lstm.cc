@@ -24,15 +24,20 @@
 // pass) is double-buffered, so that one barrier per step suffices.
 
 #include <immintrin.h>
-#include <omp.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cblas.h"
@@ -112,19 +117,21 @@ struct Lanes {
 
 // ------------------------------------------------------------------ threads
 
-// Threads a call may use: JAXRNN_NUM_THREADS, else OpenMP's count (OMP_NUM_THREADS, else the
-// cores in the process's affinity mask, as taskset sets it). Calls that run at once (several
-// XLA devices) share that many between them, so the process never runs more.
+// Threads a call may use: JAXRNN_NUM_THREADS, else OMP_NUM_THREADS, else the cores in the
+// process's affinity mask (as taskset sets it).
 int thread_limit() {
   static const int limit = [] {
-    const char* env = std::getenv("JAXRNN_NUM_THREADS");
-    int n = env ? std::atoi(env) : 0;
-    return n > 0 ? n : std::max(1, omp_get_max_threads());
+    for (const char* name : {"JAXRNN_NUM_THREADS", "OMP_NUM_THREADS"}) {
+      const char* env = std::getenv(name);
+      int n = env ? std::atoi(env) : 0;
+      if (n > 0) return n;
+    }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   }();
   return limit;
 }
-
-std::atomic<int> threads_in_use{0};
 
 // OpenBLAS on one thread for every GEMM of a team (its threads are the team's own), set once.
 void blas_single_threaded() {
@@ -135,14 +142,126 @@ void blas_single_threaded() {
   (void)once;
 }
 
-struct Threads {  // a share of thread_limit() for one call, given back when the call ends
-  int count = 1;
-  explicit Threads(int wanted) {
-    int free = thread_limit() - threads_in_use.load();
-    count = std::max(1, std::min(wanted, free));
-    threads_in_use += count;
+// Waits by spinning for about `spin_us`, then by `then()` (a yield, or a sleep).
+template <class Done, class Then>
+void wait_until(Done done, double spin_us, Then then) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; !done(); ++i) {
+    _mm_pause();
+    if (i % 64 == 63 && std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() >
+                            spin_us) {
+      while (!done()) then();
+      return;
+    }
   }
-  ~Threads() { threads_in_use -= count; }
+}
+
+// One pool of thread_limit() - 1 workers for every call, whichever XLA thread makes it (an
+// OpenMP team per calling thread would leave more threads than cores, and libgomp's barriers
+// then sleep: measured 2x slower steps). Between calls a worker spins ~100 us, then sleeps;
+// inside a call the team's barrier spins ~50 us, then yields.
+class Pool {
+ public:
+  static Pool& get() {
+    static Pool* pool = new Pool(thread_limit() - 1);  // never destroyed: its workers outlive main
+    return *pool;
+  }
+  bool try_acquire() { return !busy_.exchange(true, std::memory_order_acquire); }
+  void release() { busy_.store(false, std::memory_order_release); }
+  int workers() const { return static_cast<int>(threads_.size()); }
+
+  // body(k) for k = 0 .. p-1 (k = 0 on the caller), p <= workers() + 1; every worker takes part
+  // in every job (those beyond p at once), so none can lag a job behind.
+  void run(int p, const std::function<void(int)>& body) {
+    job_ = &body;
+    job_threads_ = p;
+    remaining_.store(workers(), std::memory_order_relaxed);
+    barrier_arrived_.store(0, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    body(0);
+    wait_until([&] { return remaining_.load(std::memory_order_acquire) == 0; }, 1e9, [] {});
+  }
+
+  // The team of the job that runs: all p threads arrive before any leaves.
+  void barrier() {
+    const int p = job_threads_;
+    if (p == 1) return;
+    const int phase = barrier_phase_.load(std::memory_order_acquire);
+    if (barrier_arrived_.fetch_add(1, std::memory_order_acq_rel) == p - 1) {
+      barrier_arrived_.store(0, std::memory_order_relaxed);
+      barrier_phase_.store(phase + 1, std::memory_order_release);
+    } else {
+      wait_until([&] { return barrier_phase_.load(std::memory_order_acquire) != phase; }, 50,
+                 [] { std::this_thread::yield(); });
+    }
+  }
+
+ private:
+  explicit Pool(int n) {
+    for (int k = 1; k <= n; ++k) threads_.emplace_back([this, k] { work(k); });
+    for (auto& t : threads_) t.detach();
+  }
+
+  void work(int k) {
+    uint64_t seen = 0;
+    for (;;) {
+      auto fresh = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+      wait_until(fresh, 100, [&] {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, fresh);
+      });
+      seen = generation_.load(std::memory_order_acquire);
+      if (k < job_threads_) (*job_)(k);
+      remaining_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::atomic<bool> busy_{false};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> remaining_{0}, barrier_arrived_{0}, barrier_phase_{0};
+  const std::function<void(int)>* job_ = nullptr;
+  int job_threads_ = 1;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
+
+// The threads of one call: the pool when it is free (another call may hold it: several XLA
+// devices at once), else the calling thread alone, so the process never runs more than
+// thread_limit() + (concurrent calls - 1) threads.
+class Threads {
+ public:
+  explicit Threads(int wanted) {
+    Pool& pool = Pool::get();
+    wanted = std::min(wanted, pool.workers() + 1);
+    if (wanted > 1 && pool.try_acquire()) {
+      held_ = true;
+      count = wanted;
+    }
+  }
+  ~Threads() {
+    if (held_) Pool::get().release();
+  }
+  Threads(const Threads&) = delete;
+  Threads& operator=(const Threads&) = delete;
+  // body(k) on thread k = 0 .. count-1, the caller being thread 0
+  void run(const std::function<void(int)>& body) const {
+    if (count == 1)
+      body(0);
+    else
+      Pool::get().run(count, body);
+  }
+  void barrier() const {
+    if (count > 1) Pool::get().barrier();
+  }
+  int count = 1;
+
+ private:
+  bool held_ = false;
 };
 
 // Threads worth using: each needs a block of at least 8 hidden units, and a step small enough
@@ -262,9 +381,7 @@ void lstm_forward(const Forward& a) {
   std::memcpy(a.c_n, a.c0, d.n * h * sizeof(float));
   float* c = a.c_n;
 
-#pragma omp parallel num_threads(p)
-  {
-    const int k = omp_get_thread_num();
+  team.run([&](int k) {
     const int64_t j0 = split.j0(k), j1 = split.j1(k), w = j1 - j0;
     for (int64_t s = 0; s < d.t; ++s) {
       const int64_t t = a.reverse ? d.t - 1 - s : s;
@@ -316,9 +433,9 @@ void lstm_forward(const Forward& a) {
           }
         }
       }
-#pragma omp barrier
+      team.barrier();
     }
-  }
+  });
   std::memcpy(a.h_n, hbuf.data() + (d.t % 2) * d.n * h, d.n * h * sizeof(float));
 }
 
@@ -345,9 +462,7 @@ void lstm_backward(const Backward& a) {
   std::memcpy(dh, a.dh_n, d.n * h * sizeof(float));
   std::memcpy(dc, a.dc_n, d.n * h * sizeof(float));
 
-#pragma omp parallel num_threads(p)
-  {
-    const int k = omp_get_thread_num();
+  team.run([&](int k) {
     const int64_t j0 = split.j0(k), j1 = split.j1(k), w = j1 - j0;
     for (int64_t s = 0; s < d.t; ++s) {
       const int64_t t = a.reverse ? s : d.t - 1 - s;  // the forward walk, backwards
@@ -398,7 +513,7 @@ void lstm_backward(const Backward& a) {
           }
         }
       }
-#pragma omp barrier
+      team.barrier();
       if (w > 0) {  // dh(t-1) = da W_hh for this thread's units, kept where the step was padded
         scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d.n, w, g4, 1.0f, dblk, g4, wb.data() + j0, h,
                           0.0f, dtmp.data() + j0, h);
@@ -407,12 +522,12 @@ void lstm_backward(const Backward& a) {
       }
     }
     // dW_hh = sum over steps and rows of da^T h(t-1): one GEMM, its 4H rows split between threads
-#pragma omp barrier
+    team.barrier();
     const int64_t rows = (g4 + p - 1) / p, r0 = std::min(g4, k * rows), r1 = std::min(g4, r0 + rows);
     if (r1 > r0)
       scipy_cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1 - r0, h, d.t * d.n, 1.0f, a.da + r0, g4,
                         hprev.data(), h, 0.0f, a.dw_hh + r0 * h, h);
-  }
+  });
 }
 
 // C = op(A) op(B) for row-major 2-D arrays (op: transpose or not): the input projection
@@ -425,13 +540,12 @@ void gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_
   const int p = team.count;
   const int64_t rows = ((m + p - 1) / p + 15) / 16 * 16;
   const int64_t lda = ta ? m : k, ldb = tb ? k : n;
-#pragma omp parallel num_threads(p)
-  {
-    const int64_t r0 = std::min(m, omp_get_thread_num() * rows), r1 = std::min(m, r0 + rows);
+  team.run([&](int thread) {
+    const int64_t r0 = std::min(m, thread * rows), r1 = std::min(m, r0 + rows);
     if (r1 > r0)
       scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, r1 - r0, n,
                         k, 1.0f, a + (ta ? r0 : r0 * lda), lda, b, ldb, 0.0f, c + r0 * n, n);
-  }
+  });
 }
 
 // ------------------------------------------------------------------ FFI handlers
