@@ -133,7 +133,7 @@ def machine() -> dict:
         "torch_device": device,
         "torch_threads": torch.get_num_threads(),
         "load_avg_start": list(os.getloadavg()),
-        "native": f"built, {native.threads} threads" if native.available else f"absent: {native.reason}",
+        "native": f"built, {native.threads} threads, {native.isa}" if native.available else f"absent: {native.reason}",
     }
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)

@@ -33,12 +33,15 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 class NativeStatus(NamedTuple):
     """Whether the native CPU kernel is loaded: ``available``; else ``reason`` says why not.
     ``path``: the library file; ``threads``: how many threads a call may use (the knob is
-    ``JAXRNN_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the cores ``taskset`` gives the process)."""
+    ``JAXRNN_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the cores ``taskset`` gives the process);
+    ``isa``: the instruction set of the step's GEMM, ``'avx512'`` where the CPU has it, else ``'avx2'``
+    (``JAXRNN_NATIVE_ISA=avx2`` asks for AVX2 on any CPU)."""
 
     available: bool
     reason: str
     path: str | None = None
     threads: int = 0
+    isa: str = ""
 
 
 def _library_path() -> str | None:
@@ -91,9 +94,11 @@ def status() -> NativeStatus:
         jax.ffi.register_ffi_target(BACKWARD, jax.ffi.pycapsule(lib.JaxrnnLstmBackward), platform="cpu")
         jax.ffi.register_ffi_target(GEMM, jax.ffi.pycapsule(lib.JaxrnnGemm), platform="cpu")
         threads = int(lib.jaxrnn_native_threads())
+        lib.jaxrnn_native_isa.restype = ctypes.c_char_p
+        isa = lib.jaxrnn_native_isa().decode()
     except (OSError, AttributeError) as error:
         return NativeStatus(False, f"the native kernel {path} could not be loaded: {error}", path)
-    return NativeStatus(True, "", path, threads)
+    return NativeStatus(True, "", path, threads, isa)
 
 
 def target(name: str) -> str:

@@ -121,8 +121,11 @@ struct Lanes {
 // per call into tiles of kTile columns, [tile][k][kTile], zero past B's last column, so that a
 // step reads each tile straight from the cache with no per-call packing (OpenBLAS's). A register
 // block of MR rows x kTile columns accumulates over k: AVX-512, 6 x 64 (24 accumulators), where
-// the CPU has it; AVX2, 3 x 32 (12).
-const bool kAvx512 = __builtin_cpu_supports("avx512f");
+// the CPU has it (and JAXRNN_NATIVE_ISA is not "avx2": the tests run both); AVX2, 3 x 32 (12).
+const bool kAvx512 = [] {
+  const char* isa = std::getenv("JAXRNN_NATIVE_ISA");
+  return __builtin_cpu_supports("avx512f") && !(isa && std::string(isa) == "avx2");
+}();
 const int64_t kTile = kAvx512 ? 64 : 32;
 
 struct Packed {
@@ -761,8 +764,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnGemm, gemm_impl,
                                   .Attr<int64_t>("trans_a")
                                   .Attr<int64_t>("trans_b"));
 
-// The threads a call may use, for jaxrnn.native.status().
+// The threads a call may use, and the step GEMM's instruction set, for jaxrnn.native.status().
 extern "C" int jaxrnn_native_threads() { return thread_limit(); }
+extern "C" const char* jaxrnn_native_isa() { return kAvx512 ? "avx512" : "avx2"; }
 
 // One row-major float32 GEMM C = A B through the library the kernel uses, on `threads` threads,
 // for the benchmark's same-run GEMM rate (not while a kernel runs: OpenBLAS's count is global).

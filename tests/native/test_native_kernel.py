@@ -283,16 +283,18 @@ THREADS_SCRIPT = textwrap.dedent("""
     x = jnp.asarray(np.random.default_rng(0).standard_normal((9, 34, 5)), jnp.float32)
     grad = jax.grad(lambda p: jnp.sum(jaxrnn.functional.lstm(p, x, impl="native")[0] ** 2))(params)
     np.save(sys.argv[1], np.concatenate([np.ravel(a) for a in jax.tree.leaves(grad)]))
-    print(json.dumps(jaxrnn.native.status().threads))
+    status = jaxrnn.native.status()
+    print(json.dumps([status.threads, status.isa]))
 """)
 
 
 @needs_kernel
-@pytest.mark.parametrize("how", ["JAXRNN_NUM_THREADS=1", "OMP_NUM_THREADS=1", "taskset -c 0"])
-def test_the_kernel_uses_the_threads_it_is_given_with_the_same_result(how, tmp_path):
-    """A subprocess given one thread (each knob in turn) reports 1 and computes this process's
-    gradients (which ran on all the cores it has)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("JAXRNN_NUM_THREADS", "OMP_NUM_THREADS")}
+@pytest.mark.parametrize("how", ["JAXRNN_NUM_THREADS=1", "OMP_NUM_THREADS=1", "taskset -c 0", "JAXRNN_NATIVE_ISA=avx2"])
+def test_the_kernel_uses_the_threads_and_instructions_it_is_given_with_the_same_result(how, tmp_path):
+    """A subprocess given one thread (each knob in turn) reports 1, or asked for the AVX2 step GEMM
+    reports it, and computes this process's gradients (on all the cores it has, and AVX-512 where
+    the CPU has it)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAXRNN_NUM_THREADS", "OMP_NUM_THREADS", "JAXRNN_NATIVE_ISA")}
     env["JAX_PLATFORMS"] = "cpu"
     command = [sys.executable, "-c", THREADS_SCRIPT, str(tmp_path / "grad.npy")]
     if how.startswith("taskset"):
@@ -302,12 +304,15 @@ def test_the_kernel_uses_the_threads_it_is_given_with_the_same_result(how, tmp_p
         env[key] = value
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == 1
+    threads, isa = json.loads(done.stdout.strip().splitlines()[-1])
+    cores = len(os.sched_getaffinity(0))
+    assert (threads, isa) == ((cores, "avx2") if "ISA" in how else (1, jaxrnn.native.status().isa))
     params = jaxrnn.functional.init_params(jax.random.key(0), "lstm", 5, 44, bidirectional=True)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((9, 34, 5)), F32)
     grad = jax.grad(lambda p: jnp.sum(jaxrnn.functional.lstm(p, x, impl="native")[0] ** 2))(params)
     here = np.concatenate([np.ravel(a) for a in jax.tree.leaves(grad)])
-    assert jaxrnn.native.status().threads == len(os.sched_getaffinity(0))
+    assert jaxrnn.native.status().threads == cores
+    assert jaxrnn.native.status().isa == ("avx512" if "avx512f" in _library._cpu_flags() else "avx2")
     np.testing.assert_allclose(np.load(tmp_path / "grad.npy"), here, rtol=1e-5, atol=1e-5 * np.abs(here).max())
 
 
