@@ -146,44 +146,42 @@ template <int MR>
 __attribute__((target("avx512f,fma"))) void block_avx512(const float* a, int64_t lda, const float* bp, int64_t k,
                                                           float* c, int64_t ldc, int64_t cols) {
   __m512 acc[MR][4];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+  _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
+    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t q = 0; q < k; ++q) {
     const float* b = bp + q * 64;
     __m512 x[MR];
-    for (int r = 0; r < MR; ++r) x[r] = _mm512_set1_ps(a[r * lda + q]);
-    for (int v = 0; v < 4; ++v) {
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) x[r] = _mm512_set1_ps(a[r * lda + q]);
+    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {
       const __m512 bv = _mm512_loadu_ps(b + 16 * v);
-      for (int r = 0; r < MR; ++r) acc[r][v] = _mm512_fmadd_ps(x[r], bv, acc[r][v]);
+      _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) acc[r][v] = _mm512_fmadd_ps(x[r], bv, acc[r][v]);
     }
   }
-  for (int v = 0; v < 4; ++v) {
-    const int64_t left = cols - 16 * v;
-    if (left <= 0) break;
-    const __mmask16 mask = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
-    for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask, acc[r][v]);
+  _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {  // no early exit: a loop of fixed length keeps acc in registers
+    const int64_t left = std::max<int64_t>(0, std::min<int64_t>(16, cols - 16 * v));
+    const __mmask16 mask = static_cast<__mmask16>((1u << left) - 1);
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask, acc[r][v]);
   }
 }
 
 template <int MR>
 void block_avx2(const float* a, int64_t lda, const float* bp, int64_t k, float* c, int64_t ldc, int64_t cols) {
   __m256 acc[MR][4];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm256_setzero_ps();
+  _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
+    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) acc[r][v] = _mm256_setzero_ps();
   for (int64_t q = 0; q < k; ++q) {
     const float* b = bp + q * 32;
     __m256 x[MR];
-    for (int r = 0; r < MR; ++r) x[r] = _mm256_broadcast_ss(a + r * lda + q);
-    for (int v = 0; v < 4; ++v) {
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) x[r] = _mm256_broadcast_ss(a + r * lda + q);
+    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {
       const __m256 bv = _mm256_loadu_ps(b + 8 * v);
-      for (int r = 0; r < MR; ++r) acc[r][v] = _mm256_fmadd_ps(x[r], bv, acc[r][v]);
+      _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) acc[r][v] = _mm256_fmadd_ps(x[r], bv, acc[r][v]);
     }
   }
-  for (int v = 0; v < 4; ++v) {
-    const int64_t left = cols - 8 * v;
-    if (left <= 0) break;
-    const Lanes l(left);
-    for (int r = 0; r < MR; ++r) l.store(c + r * ldc + 8 * v, acc[r][v]);
+  _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {  // as above; masked stores of no lanes past the last column
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, cols - 8 * v))),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) _mm256_maskstore_ps(c + r * ldc + 8 * v, mask, acc[r][v]);
   }
 }
 
