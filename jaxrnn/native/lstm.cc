@@ -127,6 +127,7 @@ const bool kAvx512 = [] {
   return __builtin_cpu_supports("avx512f") && !(isa && std::string(isa) == "avx2");
 }();
 const int64_t kTile = kAvx512 ? 64 : 32;
+const int64_t kDepth = 8192 / kTile;  // rows of a tile per pass over the blocks: 32 KB
 
 struct Packed {
   std::vector<float> data;
@@ -144,10 +145,14 @@ struct Packed {
 
 template <int MR>
 __attribute__((target("avx512f,fma"))) void block_avx512(const float* a, int64_t lda, const float* bp, int64_t k,
-                                                          float* c, int64_t ldc, int64_t cols) {
+                                                          float* c, int64_t ldc, int64_t cols, bool add) {
   __m512 acc[MR][4];
   _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
-    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {
+      const int64_t left = std::max<int64_t>(0, std::min<int64_t>(16, cols - 16 * v));
+      acc[r][v] = add ? _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << left) - 1), c + r * ldc + 16 * v)
+                      : _mm512_setzero_ps();
+    }
   for (int64_t q = 0; q < k; ++q) {
     const float* b = bp + q * 64;
     __m512 x[MR];
@@ -165,10 +170,15 @@ __attribute__((target("avx512f,fma"))) void block_avx512(const float* a, int64_t
 }
 
 template <int MR>
-void block_avx2(const float* a, int64_t lda, const float* bp, int64_t k, float* c, int64_t ldc, int64_t cols) {
+void block_avx2(const float* a, int64_t lda, const float* bp, int64_t k, float* c, int64_t ldc, int64_t cols,
+                bool add) {
   __m256 acc[MR][4];
   _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
-    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) acc[r][v] = _mm256_setzero_ps();
+    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {
+      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, cols - 8 * v))),
+                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      acc[r][v] = add ? _mm256_maskload_ps(c + r * ldc + 8 * v, mask) : _mm256_setzero_ps();
+    }
   for (int64_t q = 0; q < k; ++q) {
     const float* b = bp + q * 32;
     __m256 x[MR];
@@ -187,7 +197,7 @@ void block_avx2(const float* a, int64_t lda, const float* bp, int64_t k, float* 
 
 // C (m, b.cols) = A (m, b.k) B, row strides lda and ldc.
 void gemm_packed(const float* a, int64_t lda, int64_t m, const Packed& b, float* c, int64_t ldc) {
-  using Block = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t);
+  using Block = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, bool);
   static const Block avx512[] = {block_avx512<1>, block_avx512<2>, block_avx512<3>,
                                  block_avx512<4>, block_avx512<5>, block_avx512<6>};
   static const Block avx2[] = {block_avx2<1>, block_avx2<2>, block_avx2<3>};
@@ -195,9 +205,12 @@ void gemm_packed(const float* a, int64_t lda, int64_t m, const Packed& b, float*
   const Block* blocks = kAvx512 ? avx512 : avx2;
   for (int64_t c0 = 0; c0 < b.cols; c0 += kTile) {
     const float* tile = b.data.data() + (c0 / kTile) * b.k * kTile;
-    for (int64_t r = 0; r < m; r += mr) {
-      const int64_t rows = std::min<int64_t>(mr, m - r);
-      blocks[rows - 1](a + r * lda, lda, tile, b.k, c + r * ldc + c0, ldc, b.cols - c0);
+    for (int64_t k0 = 0; k0 < b.k; k0 += kDepth) {  // kDepth rows of the tile (32 KB) stay in L1 for every block
+      const int64_t depth = std::min(kDepth, b.k - k0);
+      for (int64_t r = 0; r < m; r += mr) {
+        const int64_t rows = std::min<int64_t>(mr, m - r);
+        blocks[rows - 1](a + r * lda + k0, lda, tile + k0 * kTile, depth, c + r * ldc + c0, ldc, b.cols - c0, k0 > 0);
+      }
     }
   }
 }
