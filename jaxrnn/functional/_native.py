@@ -50,9 +50,10 @@ def reason_not(spec: CellSpec, w: Mapping[str, Any], dtype: Any) -> str | None:
     return None if status.available else status.reason
 
 
-MIN_STEP_MACS = 1 << 18
+MIN_STEP_MACS = 1 << 20
 """The default runs the kernel where a step's GEMM has at least this many multiply-adds
-(batch * 4H * H): below it XLA's loop is faster (benchmarks/NOTES.md, idea 16)."""
+(batch * 4H * H, e.g. N16 H128): below it XLA's loop is as fast or faster (benchmarks/NOTES.md,
+idea 16)."""
 
 
 def applies(spec: CellSpec, w: Mapping[str, Any], dtype: Any, batch: int) -> bool:
