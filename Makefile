@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 # The package builds its native kernel (setup.py) with the venv's jaxlib headers and OpenBLAS,
 # installed first and pinned, so the build needs no isolated environment of its own.
-$(STAMP): pyproject.toml constraints.txt setup.py jaxrnn/native/lstm.cc
+$(STAMP): pyproject.toml constraints.txt setup.py jaxrnn/native/lstm.cc jaxrnn/native/lstm_simd.inc
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt setuptools jaxlib scipy-openblas32
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt --no-build-isolation \

@@ -43,6 +43,7 @@ setup(
         Extension(
             "jaxrnn.native._lstm_kernel",
             sources=["jaxrnn/native/lstm.cc"],
+            depends=["jaxrnn/native/lstm_simd.inc"],
             language="c++",
             extra_compile_args=["-std=c++17", "-O3", "-mavx2", "-mfma", "-pthread"],
             extra_link_args=["-pthread"],

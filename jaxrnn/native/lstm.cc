@@ -47,26 +47,22 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-// ------------------------------------------------------------------ vector maths (AVX2 + FMA)
+// ------------------------------------------------------------------ vector code, per ISA
 
-// exp(x), Cephes' single-precision polynomial (about 1 ulp); NaN stays NaN.
-inline __m256 exp8(__m256 x) {
-  const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-88.3762626647949f);
-  x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // x second: max/min return it when it is NaN
-  __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f));
-  fx = _mm256_floor_ps(fx);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
+namespace simd8 {
+#define JAXRNN_LANES 8
+#include "lstm_simd.inc"
+#undef JAXRNN_LANES
+}  // namespace simd8
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,fma")
+namespace simd16 {
+#define JAXRNN_LANES 16
+#include "lstm_simd.inc"
+#undef JAXRNN_LANES
+}  // namespace simd16
+#pragma GCC pop_options
 
 // Asks for [p, p + n) in the cache ahead of its use: the next step's rows of a batch-first
 // sequence lie a whole sequence apart, which the hardware prefetchers do not foresee.
@@ -74,60 +70,16 @@ inline void prefetch(const float* p, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
 }
 
-inline __m256 sigmoid8(__m256 x) {
-  const __m256 one = _mm256_set1_ps(1.0f);
-  return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
-
-// tanh(x): Cephes' odd polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) with x's sign above.
-inline __m256 tanh8(__m256 x) {
-  const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-  __m256 ax = _mm256_andnot_ps(sign, x);
-  __m256 z = _mm256_mul_ps(x, x);
-  __m256 p = _mm256_set1_ps(-5.70498872745E-3f);
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954E-2f));
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531E-2f));
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036E-1f));
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422E-1f));
-  __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
-  __m256 e = exp8(_mm256_add_ps(ax, ax));
-  __m256 large = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
-  large = _mm256_or_ps(large, _mm256_and_ps(sign, x));
-  __m256 is_small = _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ);
-  return _mm256_blendv_ps(large, small, is_small);  // NaN: not small, and large is NaN
-}
-
-// The lanes of an 8-wide step that lie before the end of a row (all 8 but at its tail): masked
-// loads read nothing beyond it and masked stores write nothing there.
-struct Lanes {
-  bool full;
-  __m256i mask;
-  explicit Lanes(int64_t left)
-      : full(left >= 8),
-        mask(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(left, 8))),
-                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))) {}
-  __m256 load(const float* p) const { return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask); }
-  void store(float* p, __m256 v) const {
-    if (full)
-      _mm256_storeu_ps(p, v);
-    else
-      _mm256_maskstore_ps(p, mask, v);
-  }
-};
-
-// ------------------------------------------------------------------ the step's GEMM
-
-// The step's GEMM C = A B, with B (a thread's block of W_hh) the same at every step: packed once
-// per call into tiles of kTile columns, [tile][k][kTile], zero past B's last column, so that a
-// step reads each tile straight from the cache with no per-call packing (OpenBLAS's). A register
-// block of MR rows x kTile columns accumulates over k: AVX-512, 6 x 64 (24 accumulators), where
-// the CPU has it (and JAXRNN_NATIVE_ISA is not "avx2": the tests run both); AVX2, 3 x 32 (12).
+// AVX-512 where the CPU has it (and JAXRNN_NATIVE_ISA is not "avx2": the tests run both).
 const bool kAvx512 = [] {
   const char* isa = std::getenv("JAXRNN_NATIVE_ISA");
   return __builtin_cpu_supports("avx512f") && !(isa && std::string(isa) == "avx2");
 }();
+
+// The step's GEMM C = A B, with B (a thread's block of W_hh) the same at every step: packed once
+// per call into tiles of kTile columns, [tile][k][kTile], zero past B's last column, so that a
+// step reads each tile straight from the cache with no per-call packing (OpenBLAS's).
 const int64_t kTile = kAvx512 ? 64 : 32;
-const int64_t kDepth = 8192 / kTile;  // rows of a tile per pass over the blocks: 32 KB
 
 struct Packed {
   std::vector<float> data;
@@ -143,76 +95,9 @@ struct Packed {
   }
 };
 
-template <int MR>
-__attribute__((target("avx512f,fma"))) void block_avx512(const float* a, int64_t lda, const float* bp, int64_t k,
-                                                          float* c, int64_t ldc, int64_t cols, bool add) {
-  __m512 acc[MR][4];
-  _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
-    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {
-      const int64_t left = std::max<int64_t>(0, std::min<int64_t>(16, cols - 16 * v));
-      acc[r][v] = add ? _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << left) - 1), c + r * ldc + 16 * v)
-                      : _mm512_setzero_ps();
-    }
-  for (int64_t q = 0; q < k; ++q) {
-    const float* b = bp + q * 64;
-    __m512 x[MR];
-    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) x[r] = _mm512_set1_ps(a[r * lda + q]);
-    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {
-      const __m512 bv = _mm512_loadu_ps(b + 16 * v);
-      _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) acc[r][v] = _mm512_fmadd_ps(x[r], bv, acc[r][v]);
-    }
-  }
-  _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {  // no early exit: a loop of fixed length keeps acc in registers
-    const int64_t left = std::max<int64_t>(0, std::min<int64_t>(16, cols - 16 * v));
-    const __mmask16 mask = static_cast<__mmask16>((1u << left) - 1);
-    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask, acc[r][v]);
-  }
-}
-
-template <int MR>
-void block_avx2(const float* a, int64_t lda, const float* bp, int64_t k, float* c, int64_t ldc, int64_t cols,
-                bool add) {
-  __m256 acc[MR][4];
-  _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
-    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {
-      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, cols - 8 * v))),
-                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-      acc[r][v] = add ? _mm256_maskload_ps(c + r * ldc + 8 * v, mask) : _mm256_setzero_ps();
-    }
-  for (int64_t q = 0; q < k; ++q) {
-    const float* b = bp + q * 32;
-    __m256 x[MR];
-    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) x[r] = _mm256_broadcast_ss(a + r * lda + q);
-    _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {
-      const __m256 bv = _mm256_loadu_ps(b + 8 * v);
-      _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) acc[r][v] = _mm256_fmadd_ps(x[r], bv, acc[r][v]);
-    }
-  }
-  _Pragma("GCC unroll 8") for (int v = 0; v < 4; ++v) {  // as above; masked stores of no lanes past the last column
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, cols - 8 * v))),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) _mm256_maskstore_ps(c + r * ldc + 8 * v, mask, acc[r][v]);
-  }
-}
-
 // C (m, b.cols) = A (m, b.k) B, row strides lda and ldc.
 void gemm_packed(const float* a, int64_t lda, int64_t m, const Packed& b, float* c, int64_t ldc) {
-  using Block = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, bool);
-  static const Block avx512[] = {block_avx512<1>, block_avx512<2>, block_avx512<3>,
-                                 block_avx512<4>, block_avx512<5>, block_avx512<6>};
-  static const Block avx2[] = {block_avx2<1>, block_avx2<2>, block_avx2<3>};
-  const int mr = kAvx512 ? 6 : 3;
-  const Block* blocks = kAvx512 ? avx512 : avx2;
-  for (int64_t c0 = 0; c0 < b.cols; c0 += kTile) {
-    const float* tile = b.data.data() + (c0 / kTile) * b.k * kTile;
-    for (int64_t k0 = 0; k0 < b.k; k0 += kDepth) {  // kDepth rows of the tile (32 KB) stay in L1 for every block
-      const int64_t depth = std::min(kDepth, b.k - k0);
-      for (int64_t r = 0; r < m; r += mr) {
-        const int64_t rows = std::min<int64_t>(mr, m - r);
-        blocks[rows - 1](a + r * lda + k0, lda, tile + k0 * kTile, depth, c + r * ldc + c0, ldc, b.cols - c0, k0 > 0);
-      }
-    }
-  }
+  (kAvx512 ? simd16::gemm_packed : simd8::gemm_packed)(a, lda, m, b.data.data(), b.k, b.cols, c, ldc);
 }
 
 // ------------------------------------------------------------------ threads
@@ -510,27 +395,8 @@ void lstm_forward(const Forward& a) {
           const float* m = blk + n * g4;
           float* cn = c + n * h;
           float* act = a.gates ? a.gates + r * g4 : nullptr;
-          for (int64_t j = j0; j < j1; j += 8) {
-            const int64_t q = j - j0;
-            const Lanes l(j1 - j);
-            __m256 pa[4];
-            for (int g = 0; g < 4; ++g)
-              pa[g] = _mm256_add_ps(_mm256_add_ps(l.load(x + g * h + j), l.load(a.bias + g * h + j)),
-                                    l.load(m + g * w + q));
-            __m256 i = sigmoid8(pa[0]), f = sigmoid8(pa[1]), gg = tanh8(pa[2]), o = sigmoid8(pa[3]);
-            __m256 cv = _mm256_add_ps(_mm256_mul_ps(f, l.load(cn + j)), _mm256_mul_ps(i, gg));
-            __m256 hv = _mm256_mul_ps(o, tanh8(cv));
-            l.store(cn + j, cv);
-            l.store(hn + n * h + j, hv);
-            l.store(y + j, hv);
-            if (act) {
-              l.store(act + j, i);
-              l.store(act + h + j, f);
-              l.store(act + 2 * h + j, gg);
-              l.store(act + 3 * h + j, o);
-              l.store(a.cs + r * h + j, cv);
-            }
-          }
+          (kAvx512 ? simd16::forward_row : simd8::forward_row)(x, a.bias, m, cn, hn + n * h, y, act,
+                                                                a.cs ? a.cs + r * h : nullptr, h, j0, j1);
         }
       }
       team.barrier();
@@ -592,27 +458,8 @@ void lstm_backward(const Backward& a) {
           prefetch(a.cs + before * h + j0, w);
           prefetch(a.dys + before * h + j0, w);
         }
-        const __m256 one = _mm256_set1_ps(1.0f);
-        for (int64_t j = j0; j < j1; j += 8) {
-          const int64_t q = j - j0;
-          const Lanes l(j1 - j);
-          __m256 i = l.load(act + j), f = l.load(act + h + j);
-          __m256 gg = l.load(act + 2 * h + j), o = l.load(act + 3 * h + j);
-          __m256 tau = tanh8(l.load(cv + j));
-          __m256 dhv = _mm256_add_ps(l.load(dh + n * h + j), l.load(dy + j));
-          __m256 dcv = _mm256_add_ps(l.load(dc + n * h + j),
-                                     _mm256_mul_ps(_mm256_mul_ps(dhv, o), _mm256_sub_ps(one, _mm256_mul_ps(tau, tau))));
-          __m256 di = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dcv, gg), i), _mm256_sub_ps(one, i));
-          __m256 df = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dcv, l.load(cprev + j)), f), _mm256_sub_ps(one, f));
-          __m256 dg = _mm256_mul_ps(_mm256_mul_ps(dcv, i), _mm256_sub_ps(one, _mm256_mul_ps(gg, gg)));
-          __m256 dov = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dhv, tau), o), _mm256_sub_ps(one, o));
-          l.store(dc + n * h + j, _mm256_mul_ps(dcv, f));
-          __m256 all[4] = {di, df, dg, dov};
-          for (int g = 0; g < 4; ++g) {
-            l.store(out + g * h + j, all[g]);
-            l.store(dd + g * w + q, all[g]);
-          }
-        }
+        (kAvx512 ? simd16::backward_row : simd8::backward_row)(act, cv, cprev, dy, dh + n * h, dc + n * h, out, dd,
+                                                                h, j0, j1);
       }
       team.barrier();
       if (w > 0) {  // dh(t-1) = da W_hh for this thread's units, kept where the step was padded
