@@ -1,6 +1,7 @@
 // jaxrnn's native CPU time loop for the LSTM, registered with XLA through its FFI.
 //
-// One direction of one layer, on the projected input xp = W_ih x (an XLA GEMM before the call):
+// One direction of one layer, on the projected input xp = W_ih x (the GEMM handler below,
+// called before the loop):
 //
 //   a(t) = xp(t) + b + h(t-1) W_hh^T          (N, 4H), gates in torch's order i, f, g, o
 //   i, f, o = sigmoid(a_i, a_f, a_o); g = tanh(a_g)
@@ -17,11 +18,14 @@
 // and returns da (the gradient of xp; b's is its sum) with dh0, dc0 and
 // dW_hh = sum_t da(t)^T h(t-1), one GEMM over all steps after the loop.
 //
-// Threads: a team of P threads (OpenMP) splits the hidden units; thread k owns units
-// [j0, j1) of all four gates, so the step's elementwise work needs no other thread's gates.
-// Each step is one single-threaded OpenBLAS GEMM per thread on its column block of a
-// permuted W_hh^T, the fused elementwise loop, and one barrier. h (and da in the backward
-// pass) is double-buffered, so that one barrier per step suffices.
+// Threads: a team of P threads (the process's one pool) splits the hidden units; thread k owns
+// units [j0, j1) of all four gates, so the step's elementwise work needs no other thread's
+// gates. Each step is one GEMM per thread on its column block of a permuted W_hh^T (packed
+// once per call, our own micro-kernel: lstm_simd.inc), the fused elementwise loop, and one
+// barrier. h (and da in the backward pass) is double-buffered, so that one barrier per step
+// suffices. The projection and dW_hh are OpenBLAS GEMMs, one single-threaded call per thread.
+//
+// A third handler is that projection's GEMM, op(a) op(b), for x W_ih^T and its gradients.
 
 #include <immintrin.h>
 #include <sched.h>
