@@ -294,7 +294,8 @@ def test_the_kernel_uses_the_threads_and_instructions_it_is_given_with_the_same_
     """A subprocess given one thread (each knob in turn) reports 1, or asked for the AVX2 step GEMM
     reports it, and computes this process's gradients (on all the cores it has, and AVX-512 where
     the CPU has it)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("JAXRNN_NUM_THREADS", "OMP_NUM_THREADS", "JAXRNN_NATIVE_ISA")}
+    knobs = ("JAXRNN_NUM_THREADS", "OMP_NUM_THREADS", "JAXRNN_NATIVE_ISA")
+    env = {k: v for k, v in os.environ.items() if k not in knobs}
     env["JAX_PLATFORMS"] = "cpu"
     command = [sys.executable, "-c", THREADS_SCRIPT, str(tmp_path / "grad.npy")]
     if how.startswith("taskset"):
