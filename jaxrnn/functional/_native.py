@@ -194,7 +194,8 @@ def project(w_ih: Array, x: Array) -> Array:
     kernel's library and threads, and so are its gradients ``dx = dxp W_ih``, ``dW_ih = dxp^T x``.
 
     >>> import jax, jax.numpy as jnp
-    >>> w, x = jax.random.normal(jax.random.key(0), (8, 3)), jax.random.normal(jax.random.key(1), (5, 4, 3))
+    >>> w = jax.random.normal(jax.random.key(0), (8, 3), jnp.float32)
+    >>> x = jax.random.normal(jax.random.key(1), (5, 4, 3), jnp.float32)
     >>> bool(jnp.allclose(project(w, x), x @ w.T, atol=1e-5)) if _library.status().available else True
     True
     """
