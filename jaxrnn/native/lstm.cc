@@ -18,12 +18,14 @@
 // and returns da (the gradient of xp; b's is its sum) with dh0, dc0 and
 // dW_hh = sum_t da(t)^T h(t-1), one GEMM over all steps after the loop.
 //
-// Threads: a team of P threads (the process's one pool) splits the hidden units; thread k owns
-// units [j0, j1) of all four gates, so the step's elementwise work needs no other thread's
-// gates. Each step is one GEMM per thread on its column block of a permuted W_hh^T (packed
-// once per call, our own micro-kernel: lstm_simd.inc), the fused elementwise loop, and one
-// barrier. h (and da in the backward pass) is double-buffered, so that one barrier per step
-// suffices. The projection and dW_hh are OpenBLAS GEMMs, one single-threaded call per thread.
+// Threads: a team of P threads (the process's one pool) splits the batch; thread k owns rows
+// [n0, n1), and the rows of a batch never meet in the recurrence, so each thread walks all
+// steps of its rows with no other thread's data and no barrier (a split of the hidden units
+// instead needs a barrier a step, and its threads' writes to the neighbouring units of one row
+// cost more than the work: benchmarks/NOTES.md, idea 16). Each step is one GEMM of the
+// thread's rows by W_hh^T (packed once per call, shared, our own micro-kernel: lstm_simd.inc)
+// and the fused elementwise loop. The projection and dW_hh are OpenBLAS GEMMs, one
+// single-threaded call per thread, dW_hh after one barrier at the end.
 //
 // A third handler is that projection's GEMM, op(a) op(b), for x W_ih^T and its gradients.
 
@@ -253,20 +255,19 @@ class Threads {
   bool held_ = false;
 };
 
-// Threads worth using: each needs a block of at least 8 hidden units, and a step small enough
-// that a barrier costs more than it saves runs on one thread.
+// Threads worth using: each takes a block of at least 4 batch rows, and a step small enough
+// that starting the team costs more than it saves runs on one thread.
 int wanted_threads(int64_t n, int64_t h) {
-  int64_t flops = 8 * n * h * h;
-  int by_units = static_cast<int>(std::max<int64_t>(1, h / 8));
+  const int64_t flops = 8 * n * h * h;
   if (flops < (1 << 17)) return 1;
-  return std::min(thread_limit(), by_units);
+  return static_cast<int>(std::min<int64_t>(thread_limit(), std::max<int64_t>(1, n / 4)));
 }
 
-struct Split {  // thread k's hidden units [j0(k), j1(k)): blocks of 8 but for the last
-  int64_t h, chunk;
-  Split(int64_t h, int p) : h(h), chunk(((h + p - 1) / p + 7) / 8 * 8) {}
-  int64_t j0(int k) const { return std::min(h, k * chunk); }
-  int64_t j1(int k) const { return std::min(h, (k + 1) * chunk); }
+struct Rows {  // thread k's batch rows [n0(k), n1(k))
+  int64_t n, chunk;
+  Rows(int64_t n, int p) : n(n), chunk((n + p - 1) / p) {}
+  int64_t n0(int k) const { return std::min(n, k * chunk); }
+  int64_t n1(int k) const { return std::min(n, (k + 1) * chunk); }
 };
 
 // ------------------------------------------------------------------ checks
@@ -328,26 +329,6 @@ struct Layout {  // where step t of batch row n starts in a (T, N, F) or (N, T, 
   int64_t row(int64_t t, int64_t n) const { return batch_first ? n * d.t + t : t * d.n + n; }
 };
 
-// W_hh (4H, H) as the forward GEMM's B (H, 4H) and the backward GEMM's B (4H, H), both with the
-// gate rows permuted so that thread k's units of all four gates are one block of columns (rows)
-// starting at 4 j0(k): position 4 j0 + g w + (j - j0) holds gate g of unit j (w = j1 - j0).
-void permute_weights(const float* w_hh, const Dims& d, const Split& split, int p, std::vector<float>* fwd,
-                     std::vector<float>* bwd) {
-  const int64_t h = d.h;
-  if (fwd) fwd->assign(h * 4 * h, 0.f);
-  if (bwd) bwd->assign(4 * h * h, 0.f);
-  for (int k = 0; k < p; ++k) {
-    int64_t j0 = split.j0(k), w = split.j1(k) - j0;
-    for (int g = 0; g < 4; ++g)
-      for (int64_t j = j0; j < j0 + w; ++j) {
-        int64_t src = g * h + j, dst = 4 * j0 + g * w + (j - j0);
-        if (bwd) std::memcpy(bwd->data() + dst * h, w_hh + src * h, h * sizeof(float));
-        if (fwd)
-          for (int64_t q = 0; q < h; ++q) (*fwd)[q * 4 * h + dst] = w_hh[src * h + q];
-      }
-  }
-}
-
 struct Forward {
   const float *xp, *w_hh, *bias, *h0, *c0;
   const int32_t* lengths;
@@ -360,52 +341,38 @@ void lstm_forward(const Forward& a) {  // no OpenBLAS here: the step GEMM is our
   const Dims d = a.at.d;
   const int64_t h = d.h, g4 = 4 * h;
   Threads team(wanted_threads(d.n, h));
-  const int p = team.count;
-  Split split(h, p);
-  std::vector<float> wf;
-  permute_weights(a.w_hh, d, split, p, &wf, nullptr);
-  std::vector<float> hbuf(2 * d.n * h), pre(d.n * g4);
-  std::memcpy(hbuf.data(), a.h0, d.n * h * sizeof(float));
-  std::memcpy(a.c_n, a.c0, d.n * h * sizeof(float));
-  float* c = a.c_n;
+  const Rows rows(d.n, team.count);
+  std::vector<float> wt(h * g4);  // W_hh^T (H, 4H), the step GEMM's B
+  for (int64_t i = 0; i < g4; ++i)
+    for (int64_t q = 0; q < h; ++q) wt[q * g4 + i] = a.w_hh[i * h + q];
+  const Packed wk(wt.data(), g4, h, g4);
+  std::vector<float> pre(d.n * g4);
+  float *hs = a.h_n, *c = a.c_n;  // the state, h_n and c_n at the end
+  std::memcpy(hs, a.h0, d.n * h * sizeof(float));
+  std::memcpy(c, a.c0, d.n * h * sizeof(float));
 
-  team.run([&](int k) {
-    const int64_t j0 = split.j0(k), j1 = split.j1(k), w = j1 - j0;
-    const Packed wk(wf.data() + 4 * j0, g4, h, 4 * w);  // this thread's columns of W_hh^T
+  team.run([&](int k) {  // this thread's rows, every step: no other thread's data, no barrier
+    const int64_t n0 = rows.n0(k), n1 = rows.n1(k);
+    if (n1 == n0) return;
     for (int64_t s = 0; s < d.t; ++s) {
       const int64_t t = a.reverse ? d.t - 1 - s : s;
-      const float* hp = hbuf.data() + (s % 2) * d.n * h;
-      float* hn = hbuf.data() + ((s + 1) % 2) * d.n * h;
-      if (w > 0) {
-        float* blk = pre.data() + 4 * j0;
-        gemm_packed(hp, h, d.n, wk, blk, g4);
-        for (int64_t n = 0; n < d.n; ++n) {
-          const int64_t r = a.at.row(t, n);
-          float* y = a.ys + r * h;
-          if (t >= a.lengths[n]) {  // a padded step: the state stays, the output is zero
-            for (int64_t j = j0; j < j1; ++j) {
-              hn[n * h + j] = hp[n * h + j];
-              y[j] = 0.f;
-              if (a.cs) a.cs[r * h + j] = 0.f;
-            }
-            if (a.gates)
-              for (int g = 0; g < 4; ++g) std::memset(a.gates + r * g4 + g * h + j0, 0, w * sizeof(float));
-            continue;
-          }
-          const float* x = a.xp + r * g4;
-          if (s + 1 < d.t)
-            for (int g = 0; g < 4; ++g) prefetch(a.xp + a.at.row(a.reverse ? t - 1 : t + 1, n) * g4 + g * h + j0, w);
-          const float* m = blk + n * g4;
-          float* cn = c + n * h;
-          float* act = a.gates ? a.gates + r * g4 : nullptr;
-          (kAvx512 ? simd16::forward_row : simd8::forward_row)(x, a.bias, m, cn, hn + n * h, y, act,
-                                                                a.cs ? a.cs + r * h : nullptr, h, j0, j1);
+      gemm_packed(hs + n0 * h, h, n1 - n0, wk, pre.data() + n0 * g4, g4);  // before h is overwritten
+      for (int64_t n = n0; n < n1; ++n) {
+        const int64_t r = a.at.row(t, n);
+        float* y = a.ys + r * h;
+        if (t >= a.lengths[n]) {  // a padded step: the state stays, the output is zero
+          std::memset(y, 0, h * sizeof(float));
+          if (a.cs) std::memset(a.cs + r * h, 0, h * sizeof(float));
+          if (a.gates) std::memset(a.gates + r * g4, 0, g4 * sizeof(float));
+          continue;
         }
+        if (s + 1 < d.t) prefetch(a.xp + a.at.row(a.reverse ? t - 1 : t + 1, n) * g4, g4);
+        (kAvx512 ? simd16::forward_row : simd8::forward_row)(a.xp + r * g4, a.bias, pre.data() + n * g4, c + n * h,
+                                                              hs + n * h, y, a.gates ? a.gates + r * g4 : nullptr,
+                                                              a.cs ? a.cs + r * h : nullptr, h);
       }
-      team.barrier();
     }
   });
-  std::memcpy(a.h_n, hbuf.data() + (d.t % 2) * d.n * h, d.n * h * sizeof(float));
 }
 
 struct Backward {
@@ -422,58 +389,47 @@ void lstm_backward(const Backward& a) {
   blas_single_threaded();
   Threads team(wanted_threads(d.n, h));
   const int p = team.count;
-  Split split(h, p);
-  std::vector<float> wb;
-  permute_weights(a.w_hh, d, split, p, nullptr, &wb);
-  std::vector<float> dbuf(2 * d.n * g4), dtmp(d.n * h), hprev(d.t * d.n * h);
+  const Rows rows(d.n, p);
+  const Packed wk(a.w_hh, h, g4, h);  // W_hh (4H, H), the step GEMM's B
+  std::vector<float> dtmp(d.n * h), hprev(d.t * d.n * h);
+  const int64_t stride = a.at.row(0, 1) - a.at.row(0, 0);  // from one batch row of da to the next
   float* dh = a.dh0;
   float* dc = a.dc0;
   std::memcpy(dh, a.dh_n, d.n * h * sizeof(float));
   std::memcpy(dc, a.dc_n, d.n * h * sizeof(float));
 
   team.run([&](int k) {
-    const int64_t j0 = split.j0(k), j1 = split.j1(k), w = j1 - j0;
-    const Packed wk(wb.data() + j0, h, g4, w);  // this thread's columns of W_hh
-    for (int64_t s = 0; s < d.t; ++s) {
+    const int64_t n0 = rows.n0(k), n1 = rows.n1(k);
+    for (int64_t s = 0; s < d.t && n1 > n0; ++s) {  // this thread's rows: no barrier
       const int64_t t = a.reverse ? s : d.t - 1 - s;  // the forward walk, backwards
-      float* dblk = dbuf.data() + (s % 2) * d.n * g4;
-      for (int64_t n = 0; n < d.n && w > 0; ++n) {
+      for (int64_t n = n0; n < n1; ++n) {
         const int64_t r = a.at.row(t, n);
         float* out = a.da + r * g4;
-        float* dd = dblk + n * g4 + 4 * j0;
         if (t >= a.lengths[n]) {  // a padded step: the carry's gradient passes through
-          for (int g = 0; g < 4; ++g) {
-            std::memset(out + g * h + j0, 0, w * sizeof(float));
-            std::memset(dd + g * w, 0, w * sizeof(float));
-          }
-          std::memset(hprev.data() + r * h + j0, 0, w * sizeof(float));
+          std::memset(out, 0, g4 * sizeof(float));
+          std::memset(hprev.data() + r * h, 0, h * sizeof(float));
           continue;
         }
         const bool first = a.reverse ? t + 1 >= a.lengths[n] : t == 0;  // the walk's first step
         const int64_t before = first ? -1 : a.at.row(a.reverse ? t + 1 : t - 1, n);
         const float* cprev = first ? a.c0 + n * h : a.cs + before * h;
-        std::memcpy(hprev.data() + r * h + j0, first ? a.h0 + n * h + j0 : a.ys + before * h + j0, w * sizeof(float));
-        const float* act = a.gates + r * g4;
-        const float* cv = a.cs + r * h;
-        const float* dy = a.dys + r * h;
+        std::memcpy(hprev.data() + r * h, first ? a.h0 + n * h : a.ys + before * h, h * sizeof(float));
         if (!first) {  // the next step of this walk backwards is the one before
-          for (int g = 0; g < 4; ++g) prefetch(a.gates + before * g4 + g * h + j0, w);
-          prefetch(a.cs + before * h + j0, w);
-          prefetch(a.dys + before * h + j0, w);
+          prefetch(a.gates + before * g4, g4);
+          prefetch(a.cs + before * h, h);
+          prefetch(a.dys + before * h, h);
         }
-        (kAvx512 ? simd16::backward_row : simd8::backward_row)(act, cv, cprev, dy, dh + n * h, dc + n * h, out, dd,
-                                                                h, j0, j1);
+        (kAvx512 ? simd16::backward_row : simd8::backward_row)(a.gates + r * g4, a.cs + r * h, cprev, a.dys + r * h,
+                                                                dh + n * h, dc + n * h, out, h);
       }
-      team.barrier();
-      if (w > 0) {  // dh(t-1) = da W_hh for this thread's units, kept where the step was padded
-        gemm_packed(dblk, g4, d.n, wk, dtmp.data() + j0, h);
-        for (int64_t n = 0; n < d.n; ++n)
-          if (t < a.lengths[n]) std::memcpy(dh + n * h + j0, dtmp.data() + n * h + j0, w * sizeof(float));
-      }
+      // dh(t-1) = da W_hh for this thread's rows, kept where the step was padded
+      gemm_packed(a.da + a.at.row(t, n0) * g4, stride * g4, n1 - n0, wk, dtmp.data() + n0 * h, h);
+      for (int64_t n = n0; n < n1; ++n)
+        if (t < a.lengths[n]) std::memcpy(dh + n * h, dtmp.data() + n * h, h * sizeof(float));
     }
     // dW_hh = sum over steps and rows of da^T h(t-1): one GEMM, its 4H rows split between threads
     team.barrier();
-    const int64_t rows = (g4 + p - 1) / p, r0 = std::min(g4, k * rows), r1 = std::min(g4, r0 + rows);
+    const int64_t part = (g4 + p - 1) / p, r0 = std::min(g4, k * part), r1 = std::min(g4, r0 + part);
     if (r1 > r0)
       scipy_cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1 - r0, h, d.t * d.n, 1.0f, a.da + r0, g4,
                         hprev.data(), h, 0.0f, a.dw_hh + r0 * h, h);
