@@ -82,7 +82,7 @@ const bool kAvx512 = [] {
   return __builtin_cpu_supports("avx512f") && !(isa && std::string(isa) == "avx2");
 }();
 
-// The step's GEMM C = A B, with B (a thread's block of W_hh) the same at every step: packed once
+// The step's GEMM C = A B, with B (W_hh or W_hh^T, shared by the team) the same at every step: packed once
 // per call into tiles of kTile columns, [tile][k][kTile], zero past B's last column, so that a
 // step reads each tile straight from the cache with no per-call packing (OpenBLAS's).
 const int64_t kTile = kAvx512 ? 64 : 32;
